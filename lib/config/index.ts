@@ -1,0 +1,256 @@
+import { z } from 'zod';
+
+/**
+ * Every setting of the contract, parsed once into a typed config before any function is registered.
+ * A bad setting stops start-up with one message naming it; values of secret settings are never echoed.
+ */
+
+export const SCHEDULE_DEFAULTS = {
+  POLL_REFERRALS_SCHEDULE: '0 */5 * * * *',
+  POLL_TENANTS_SCHEDULE: '0 0 * * * *',
+  CERT_CHECK_SCHEDULE: '0 0 8 * * *',
+} as const;
+
+/** Settings whose values must never appear in a message or a log. */
+export const SECRET_SETTINGS = new Set([
+  'AzureWebJobsStorage',
+  'FPX_CERT_PASSWORD',
+  'CRM_WEBHOOK_SECRET',
+  'ACS_EMAIL_CONNECTION_STRING',
+  'SMTP_URL',
+]);
+
+export class ConfigError extends Error {
+  constructor(
+    readonly setting: string,
+    expected: string,
+    missing = false,
+  ) {
+    super(`Setting ${setting} is ${missing ? 'missing' : 'invalid'}: expected ${expected}`);
+    this.name = 'ConfigError';
+  }
+}
+
+const optionalText = z
+  .string()
+  .trim()
+  .optional()
+  .transform((v) => (v ? v : undefined));
+
+const positiveInt = (fallback: number, max = Number.MAX_SAFE_INTEGER) =>
+  optionalText.pipe(
+    z
+      .string()
+      .regex(/^\d+$/, `a whole number from 1 to ${max}`)
+      .transform(Number)
+      .pipe(
+        z
+          .number()
+          .int()
+          .min(1, `a whole number from 1 to ${max}`)
+          .max(max, `a whole number from 1 to ${max}`),
+      )
+      .default(fallback),
+  );
+
+const httpsUrl = (what: string) =>
+  optionalText.pipe(
+    z
+      .url({ protocol: /^https$/, error: `an https URL (${what})` })
+      .transform((v) => v.replace(/\/+$/, ''))
+      .optional(),
+  );
+
+const email = z.email({ error: 'an email address' });
+
+const emailList = optionalText.transform((v, ctx) => {
+  const list = (v ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  for (const address of list) {
+    if (!email.safeParse(address).success) {
+      ctx.addIssue({ code: 'custom', message: 'comma separated email addresses' });
+      return z.NEVER;
+    }
+  }
+  return list;
+});
+
+// Six NCRONTAB fields: second minute hour day month day-of-week.
+const ncrontab = (fallback: string) =>
+  optionalText.pipe(
+    z
+      .string()
+      .regex(/^\S+(\s+\S+){5}$/, 'an NCRONTAB expression of six fields, e.g. "0 */5 * * * *"')
+      .default(fallback),
+  );
+
+// Standard Webhooks secrets: "whsec_" + base64, several space separated during rotation.
+const webhookSecrets = optionalText.transform((v, ctx) => {
+  const secrets = (v ?? '').split(/\s+/).filter(Boolean);
+  for (const s of secrets) {
+    const body = s.startsWith('whsec_') ? s.slice(6) : '';
+    if (!body || !/^[A-Za-z0-9+/]+={0,2}$/.test(body) || Buffer.from(body, 'base64').length < 16) {
+      ctx.addIssue({
+        code: 'custom',
+        message: 'space separated Standard Webhooks secrets "whsec_<base64 of at least 16 bytes>"',
+      });
+      return z.NEVER;
+    }
+  }
+  return secrets;
+});
+
+const alertDays = optionalText.transform((v, ctx) => {
+  const days = (v ?? '30,14,7,1').split(',').map((s) => s.trim());
+  if (days.some((d) => !/^\d+$/.test(d) || Number(d) < 1)) {
+    ctx.addIssue({ code: 'custom', message: 'comma separated whole numbers of days, e.g. "30,14,7,1"' });
+    return z.NEVER;
+  }
+  return [...new Set(days.map(Number))].sort((a, b) => b - a);
+});
+
+const settingsSchema = z.object({
+  AzureWebJobsStorage: optionalText.pipe(
+    z.string({ error: 'a storage connection string' }).default('UseDevelopmentStorage=true'),
+  ),
+  FPX_BASE_URL: httpsUrl('the FPX API base including /ftop/v1.2/api').pipe(
+    z.string({ error: 'an https URL (the FPX API base including /ftop/v1.2/api)' }),
+  ),
+  FPX_CERT_KEYVAULT_URL: httpsUrl('the Key Vault holding the client certificate'),
+  FPX_CERT_NAME: optionalText.pipe(
+    z
+      .string()
+      .regex(/^[0-9a-zA-Z-]{1,127}$/, 'a Key Vault certificate name (letters, digits and dashes)')
+      .optional(),
+  ),
+  CERT_REFRESH_MINUTES: positiveInt(60, 24 * 60),
+  FPX_CERT_PATH: optionalText,
+  FPX_CERT_PASSWORD: optionalText,
+  FPX_CA_PATH: optionalText,
+  FPX_RATE_LIMIT_PER_MINUTE: positiveInt(600, 60_000),
+  FPX_PAGE_SIZE: positiveInt(25, 1000),
+  FPX_ORIGIN: optionalText.pipe(
+    z
+      .url({ protocol: /^https?$/, error: 'an origin such as https://crm.example.com' })
+      .transform((v) => new URL(v).origin)
+      .optional(),
+  ),
+  CRM_WEBHOOK_SECRET: webhookSecrets,
+  CERT_ALERT_DAYS: alertDays,
+  ALERT_EMAIL_TO: emailList,
+  ALERT_EMAIL_FROM: optionalText.pipe(email.optional()),
+  ACS_EMAIL_ENDPOINT: httpsUrl('the Communication Services endpoint'),
+  ACS_EMAIL_CONNECTION_STRING: optionalText.pipe(
+    z
+      .string()
+      .regex(/endpoint=https:\/\/[^;]+;accesskey=.+/i, 'a connection string "endpoint=https://…;accesskey=…"')
+      .optional(),
+  ),
+  SMTP_URL: optionalText.pipe(
+    z
+      .url({ protocol: /^smtps?$/, error: 'an smtp:// or smtps:// URL, e.g. smtp://127.0.0.1:2525' })
+      .optional(),
+  ),
+  POLL_REFERRALS_SCHEDULE: ncrontab(SCHEDULE_DEFAULTS.POLL_REFERRALS_SCHEDULE),
+  POLL_TENANTS_SCHEDULE: ncrontab(SCHEDULE_DEFAULTS.POLL_TENANTS_SCHEDULE),
+  CERT_CHECK_SCHEDULE: ncrontab(SCHEDULE_DEFAULTS.CERT_CHECK_SCHEDULE),
+});
+
+type Settings = z.infer<typeof settingsSchema>;
+
+export type CertificateSettings =
+  | { kind: 'keyVault'; vaultUrl: string; name: string; refreshMinutes: number }
+  | { kind: 'file'; path: string; password?: string };
+
+export interface Config {
+  storageConnection: string;
+  fpx: {
+    baseUrl: string;
+    certificate: CertificateSettings;
+    caPath?: string;
+    rateLimitPerMinute: number;
+    pageSize: number;
+    origin?: string;
+  };
+  crm: { webhookSecrets: string[] };
+  alerts: {
+    days: number[];
+    emailTo: string[];
+    emailFrom?: string;
+    acsEndpoint?: string;
+    acsConnectionString?: string;
+    smtpUrl?: string;
+  };
+  schedules: { pollReferrals: string; pollTenants: string; certCheck: string };
+}
+
+function certificateSettings(s: Settings): CertificateSettings {
+  if (s.FPX_CERT_KEYVAULT_URL || s.FPX_CERT_NAME) {
+    if (!s.FPX_CERT_KEYVAULT_URL)
+      throw new ConfigError('FPX_CERT_KEYVAULT_URL', 'a Key Vault URL, since FPX_CERT_NAME is set', true);
+    if (!s.FPX_CERT_NAME)
+      throw new ConfigError(
+        'FPX_CERT_NAME',
+        'the certificate name, since FPX_CERT_KEYVAULT_URL is set',
+        true,
+      );
+    return {
+      kind: 'keyVault',
+      vaultUrl: s.FPX_CERT_KEYVAULT_URL,
+      name: s.FPX_CERT_NAME,
+      refreshMinutes: s.CERT_REFRESH_MINUTES,
+    };
+  }
+  if (!s.FPX_CERT_PATH) {
+    throw new ConfigError(
+      'FPX_CERT_PATH',
+      'the path of a PEM or PFX client certificate (or set FPX_CERT_KEYVAULT_URL and FPX_CERT_NAME)',
+      true,
+    );
+  }
+  return { kind: 'file', path: s.FPX_CERT_PATH, password: s.FPX_CERT_PASSWORD };
+}
+
+/** Parses the environment into a Config, or throws one ConfigError naming the first bad setting. */
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  const parsed = settingsSchema.safeParse(env);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const setting = String(issue?.path[0] ?? 'unknown');
+    throw new ConfigError(setting, issue?.message ?? 'a valid value', !env[setting]?.trim());
+  }
+  const s = parsed.data;
+  if (s.ACS_EMAIL_ENDPOINT && s.ACS_EMAIL_CONNECTION_STRING) {
+    throw new ConfigError(
+      'ACS_EMAIL_CONNECTION_STRING',
+      'to be unset when ACS_EMAIL_ENDPOINT is set (use one of them)',
+    );
+  }
+  return {
+    storageConnection: s.AzureWebJobsStorage,
+    fpx: {
+      baseUrl: s.FPX_BASE_URL,
+      certificate: certificateSettings(s),
+      caPath: s.FPX_CA_PATH,
+      rateLimitPerMinute: s.FPX_RATE_LIMIT_PER_MINUTE,
+      pageSize: s.FPX_PAGE_SIZE,
+      origin: s.FPX_ORIGIN,
+    },
+    crm: { webhookSecrets: s.CRM_WEBHOOK_SECRET },
+    alerts: {
+      days: s.CERT_ALERT_DAYS,
+      emailTo: s.ALERT_EMAIL_TO,
+      emailFrom: s.ALERT_EMAIL_FROM,
+      acsEndpoint: s.ACS_EMAIL_ENDPOINT,
+      acsConnectionString: s.ACS_EMAIL_CONNECTION_STRING,
+      smtpUrl: s.SMTP_URL,
+    },
+    schedules: {
+      pollReferrals: s.POLL_REFERRALS_SCHEDULE,
+      pollTenants: s.POLL_TENANTS_SCHEDULE,
+      certCheck: s.CERT_CHECK_SCHEDULE,
+    },
+  };
+}
