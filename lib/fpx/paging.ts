@@ -1,0 +1,71 @@
+import { createHash } from 'node:crypto';
+import { FpxError } from './errors';
+
+export interface Page<T> {
+  page: number;
+  items: T[];
+  count?: number;
+  hasMore: boolean;
+  /** The whole envelope, for fields next to `items` (`rfaId`, `tenantName`, …). */
+  envelope: Record<string, unknown>;
+}
+
+export type FetchPage<T> = (page: number) => Promise<{
+  items?: T[] | null;
+  count?: number | null;
+  hasMore?: boolean | null;
+  [key: string]: unknown;
+}>;
+
+/**
+ * A paged FPX listing: iterate items directly, or `.pages()` for page-at-a-time work.
+ * Follows `hasMore`, and stops with an error rather than loop forever when FPX repeats a page
+ * or says there is more after an empty page.
+ */
+export class PagedList<T> implements AsyncIterable<T> {
+  constructor(
+    private readonly endpoint: string,
+    private readonly pageSize: number,
+    private readonly fetchPage: FetchPage<T>,
+  ) {}
+
+  async *pages(): AsyncGenerator<Page<T>> {
+    let previousDigest: string | undefined;
+    for (let page = 1; ; page++) {
+      const envelope = await this.fetchPage(page);
+      const items = envelope.items ?? [];
+      const count = envelope.count ?? undefined;
+      // Without `hasMore`, fall back on `count`.
+      const hasMore = envelope.hasMore ?? (count !== undefined && page * this.pageSize < count);
+      if (hasMore && items.length === 0) {
+        throw this.loopError(`page ${page} is empty but hasMore is still true`);
+      }
+      const digest =
+        items.length > 0 ? createHash('sha256').update(JSON.stringify(items)).digest('hex') : undefined;
+      if (digest && digest === previousDigest) {
+        throw this.loopError(`page ${page} repeats page ${page - 1} (is paging ignored?)`);
+      }
+      previousDigest = digest;
+      yield { page, items, count, hasMore, envelope };
+      if (!hasMore) return;
+    }
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<T> {
+    for await (const page of this.pages()) yield* page.items;
+  }
+
+  /** Every item in memory: only for lists known to be small. */
+  async toArray(): Promise<T[]> {
+    const all: T[] = [];
+    for await (const item of this) all.push(item);
+    return all;
+  }
+
+  private loopError(detail: string): FpxError {
+    return new FpxError(
+      { kind: 'loop', endpoint: this.endpoint },
+      `FPX ${this.endpoint} paging stopped: ${detail}; refusing to loop`,
+    );
+  }
+}

@@ -1,0 +1,282 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { rootCertificates } from 'node:tls';
+import { Agent, request } from 'undici';
+import type { z } from 'zod';
+import type { CertificateSource, ClientCertificate } from '../cert/certificate';
+import { FpxError, readErrorBody } from './errors';
+import { RateLimiter } from './rate-limiter';
+
+export type Query = Record<string, string | number | boolean | Array<string | number> | undefined | null>;
+
+export interface CallSpec<S extends z.ZodType> {
+  method: 'GET' | 'POST' | 'PATCH';
+  /** Path below the base URL, already encoded, e.g. `/tenants/<id>/notes`. */
+  path: string;
+  /** Names the endpoint in errors and stats, e.g. `GET /tenants/{tenantId}/notes`. */
+  endpoint: string;
+  query?: Query;
+  body?: unknown;
+  /** The end user's JWT, sent as `Authorization: Bearer`; never logged or kept. */
+  endUserToken?: string;
+  schema: S;
+  signal?: AbortSignal;
+}
+
+export interface RetryPolicy {
+  /** Attempts of a GET in all, the first included. */
+  maxAttempts: number;
+  baseDelayMs: number;
+  maxDelayMs: number;
+  /** No retry starts after this long since the first attempt (Retry-After included). */
+  maxTotalMs: number;
+}
+
+export interface TransportOptions {
+  baseUrl: string;
+  certificates: CertificateSource;
+  /** Extra CA certificates (PEM) trusted for FPX's server certificate, besides the system's. */
+  caPem?: string;
+  origin?: string;
+  rateLimitPerMinute: number;
+  timeouts?: { connectMs?: number; headersMs?: number; bodyMs?: number };
+  retry?: Partial<RetryPolicy>;
+}
+
+export interface TransportStats {
+  /** HTTP requests sent to FPX (retries included). */
+  calls: number;
+  retries: number;
+  /** 429 answers received. */
+  throttled: number;
+}
+
+const DEFAULT_RETRY: RetryPolicy = {
+  maxAttempts: 6,
+  baseDelayMs: 250,
+  maxDelayMs: 30_000,
+  maxTotalMs: 120_000,
+};
+const AUTH_REFRESH_INTERVAL_MS = 60_000;
+const TLS_CODE = /^(ERR_SSL_|ERR_TLS_|UNABLE_TO_|CERT_|DEPTH_ZERO|SELF_SIGNED|ERR_OSSL)/;
+
+/**
+ * The one way to FPX: mutual TLS through an undici Agent per certificate, the process-wide rate
+ * limiter, and retries for GETs only. POST and PATCH are never resent here (the caller decides).
+ */
+export class FpxTransport {
+  readonly stats: TransportStats = { calls: 0, retries: 0, throttled: 0 };
+  readonly limiter: RateLimiter;
+  private readonly base: string;
+  private readonly retry: RetryPolicy;
+  private readonly timeouts: { connectMs: number; headersMs: number; bodyMs: number };
+  private readonly ca?: string[];
+  private current?: { thumbprint: string; agent: Agent };
+  private lastAuthRefresh = 0;
+
+  constructor(private readonly options: TransportOptions) {
+    this.base = options.baseUrl.replace(/\/+$/, '');
+    this.limiter = new RateLimiter(options.rateLimitPerMinute);
+    this.retry = { ...DEFAULT_RETRY, ...options.retry };
+    this.timeouts = { connectMs: 10_000, headersMs: 30_000, bodyMs: 30_000, ...options.timeouts };
+    this.ca = options.caPem ? [...rootCertificates, options.caPem] : undefined;
+  }
+
+  async call<S extends z.ZodType>(spec: CallSpec<S>): Promise<z.output<S>> {
+    const startedAt = Date.now();
+    const retriable = spec.method === 'GET';
+    for (let attempt = 1; ; attempt++) {
+      await this.limiter.acquire(spec.signal);
+      let error: FpxError;
+      try {
+        return await this.send(spec);
+      } catch (e) {
+        if (!(e instanceof FpxError)) throw e;
+        error = e;
+      }
+      if (error.status === 429) {
+        // FPX counts per user or IP, so every caller of this process waits, not just this one.
+        this.limiter.pause(Date.now() + (error.retryAfterMs ?? this.backoff(attempt)));
+      }
+      if (error.status === 401 || error.status === 403 || error.kind === 'tls')
+        await this.refreshCertificate(error);
+      if (!retriable || !error.transient || attempt >= this.retry.maxAttempts) throw error;
+      const delay = error.status === 429 ? 0 : (error.retryAfterMs ?? this.backoff(attempt));
+      const resumeAt = Math.max(Date.now() + delay, Date.now() + this.limiter.pausedForMs);
+      if (resumeAt - startedAt > this.retry.maxTotalMs) throw error;
+      this.stats.retries++;
+      if (delay > 0) await sleep(delay, undefined, { signal: spec.signal });
+    }
+  }
+
+  /** Closes the connections; in-flight calls finish first. */
+  async close(): Promise<void> {
+    const agent = this.current?.agent;
+    this.current = undefined;
+    await agent?.close();
+  }
+
+  /** Full-jitter exponential backoff. */
+  private backoff(attempt: number): number {
+    const ceiling = Math.min(this.retry.maxDelayMs, this.retry.baseDelayMs * 2 ** (attempt - 1));
+    return Math.round(Math.random() * ceiling);
+  }
+
+  private async send<S extends z.ZodType>(spec: CallSpec<S>): Promise<z.output<S>> {
+    const agent = await this.agentFor(await this.options.certificates.current());
+    const url = `${this.base}${spec.path}${queryString(spec.query)}`;
+    const headers: Record<string, string> = { accept: 'application/json', 'user-agent': 'fpx-crm-connector' };
+    if (spec.body !== undefined) headers['content-type'] = 'application/json';
+    if (this.options.origin) headers.origin = this.options.origin;
+    if (spec.endUserToken) headers.authorization = `Bearer ${spec.endUserToken}`;
+
+    this.stats.calls++;
+    let status: number;
+    let responseHeaders: Record<string, string | string[] | undefined>;
+    let text: string;
+    try {
+      const response = await request(url, {
+        method: spec.method,
+        headers,
+        body: spec.body === undefined ? undefined : JSON.stringify(spec.body),
+        dispatcher: agent,
+        headersTimeout: this.timeouts.headersMs,
+        bodyTimeout: this.timeouts.bodyMs,
+        signal: spec.signal,
+      });
+      status = response.statusCode;
+      responseHeaders = response.headers;
+      text = await response.body.text();
+    } catch (error) {
+      throw networkError(spec, error);
+    }
+
+    const body = parseJson(text);
+    if (status >= 200 && status < 300) {
+      if (body === INVALID_JSON) {
+        throw new FpxError(
+          { kind: 'invalid-response', endpoint: spec.endpoint, status },
+          invalidBody(spec, 'not JSON'),
+        );
+      }
+      const parsed = spec.schema.safeParse(body);
+      if (!parsed.success) {
+        const issue = parsed.error.issues[0];
+        const where = issue?.path.length ? `${issue.path.join('.')}: ` : '';
+        throw new FpxError(
+          { kind: 'invalid-response', endpoint: spec.endpoint, status },
+          invalidBody(spec, `${where}${issue?.message ?? 'does not match'}`),
+        );
+      }
+      return parsed.data;
+    }
+    if (status === 429) this.stats.throttled++;
+    throw new FpxError({
+      kind: 'http',
+      endpoint: spec.endpoint,
+      status,
+      retryAfterMs: retryAfterMs(responseHeaders['retry-after']),
+      ...readErrorBody(body === INVALID_JSON ? text : body),
+    });
+  }
+
+  /** One Agent per certificate; a new certificate gets a new Agent and the old one closes once idle. */
+  private async agentFor(certificate: ClientCertificate): Promise<Agent> {
+    if (this.current?.thumbprint === certificate.thumbprint) return this.current.agent;
+    const previous = this.current?.agent;
+    const agent = new Agent({
+      connect: {
+        cert: certificate.certPem,
+        key: certificate.keyPem,
+        ca: this.ca,
+        timeout: this.timeouts.connectMs,
+      },
+      connections: 32,
+    });
+    this.current = { thumbprint: certificate.thumbprint, agent };
+    // close() lets requests already dispatched on the old Agent finish.
+    previous?.close().catch(() => undefined);
+    return agent;
+  }
+
+  /** FPX refused us: maybe the certificate was rotated. Asks the source again, at most once a minute. */
+  private async refreshCertificate(error: FpxError): Promise<void> {
+    if (Date.now() - this.lastAuthRefresh < AUTH_REFRESH_INTERVAL_MS) return;
+    this.lastAuthRefresh = Date.now();
+    await this.options.certificates
+      .refresh(`FPX ${error.endpoint} answered ${error.status ?? error.kind}`)
+      .catch(() => undefined);
+  }
+}
+
+const INVALID_JSON = Symbol('invalid JSON');
+
+function parseJson(text: string): unknown {
+  if (text.trim() === '') return null;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return INVALID_JSON;
+  }
+}
+
+function invalidBody(spec: CallSpec<z.ZodType>, detail: string): string {
+  return `FPX ${spec.endpoint} answered with an unexpected body: ${detail}`;
+}
+
+function queryString(query: Query | undefined): string {
+  if (!query) return '';
+  const params = new URLSearchParams();
+  for (const [name, value] of Object.entries(query)) {
+    if (value === undefined || value === null) continue;
+    for (const v of Array.isArray(value) ? value : [value]) params.append(name, String(v));
+  }
+  const text = params.toString();
+  return text ? `?${text}` : '';
+}
+
+/** Seconds or an HTTP date, as FPX may send either. */
+export function retryAfterMs(header: string | string[] | undefined, now = Date.now()): number | undefined {
+  const value = Array.isArray(header) ? header[0] : header;
+  if (!value) return undefined;
+  if (/^\d+(\.\d+)?$/.test(value.trim())) return Math.ceil(Number(value) * 1000);
+  const date = Date.parse(value);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - now);
+}
+
+function errorCode(error: unknown): string {
+  let current = error as { code?: unknown; cause?: unknown } | undefined;
+  for (let depth = 0; current && depth < 4; depth++) {
+    if (typeof current.code === 'string') return current.code;
+    current = current.cause as typeof current;
+  }
+  return '';
+}
+
+/** No answer from FPX. For a create or update, whether it reached FPX is unknown unless the connection never opened. */
+function networkError(spec: CallSpec<z.ZodType>, error: unknown): FpxError {
+  const code = errorCode(error);
+  const neverSent = ['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT', 'EHOSTUNREACH'];
+  const write = spec.method !== 'GET';
+  if (code === 'UND_ERR_ABORTED' || (error as Error)?.name === 'AbortError') {
+    return new FpxError(
+      { kind: 'timeout', endpoint: spec.endpoint, outcomeUnknown: write, cause: error },
+      `FPX ${spec.endpoint} was aborted`,
+    );
+  }
+  if (TLS_CODE.test(code)) {
+    return new FpxError(
+      { kind: 'tls', endpoint: spec.endpoint, outcomeUnknown: false, cause: error },
+      `FPX ${spec.endpoint} failed: TLS handshake refused (${code}); check the client certificate and FPX_CA_PATH`,
+    );
+  }
+  const timeout = code.includes('TIMEOUT');
+  return new FpxError(
+    {
+      kind: timeout ? 'timeout' : 'network',
+      endpoint: spec.endpoint,
+      outcomeUnknown: write && !neverSent.includes(code),
+      cause: error,
+    },
+    `FPX ${spec.endpoint} failed: ${timeout ? 'no answer in time' : 'connection failed'} (${code || 'unknown error'})`,
+  );
+}

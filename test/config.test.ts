@@ -1,0 +1,123 @@
+import { describe, expect, test } from 'vitest';
+import { ConfigError, loadConfig } from '../lib/config';
+
+const minimal = {
+  FPX_BASE_URL: 'https://fpx.example.com/ftop/v1.2/api/',
+  FPX_CERT_PATH: '/certs/client.pem',
+};
+
+function errorOf(env: Record<string, string>): ConfigError {
+  try {
+    loadConfig(env);
+  } catch (error) {
+    if (error instanceof ConfigError) return error;
+    throw error;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('loadConfig', () => {
+  test('applies the contract defaults', () => {
+    const config = loadConfig(minimal);
+    expect(config).toEqual({
+      storageConnection: 'UseDevelopmentStorage=true',
+      fpx: {
+        baseUrl: 'https://fpx.example.com/ftop/v1.2/api',
+        certificate: { kind: 'file', path: '/certs/client.pem', password: undefined },
+        caPath: undefined,
+        rateLimitPerMinute: 600,
+        pageSize: 25,
+        origin: undefined,
+      },
+      crm: { webhookSecrets: [] },
+      alerts: {
+        days: [30, 14, 7, 1],
+        emailTo: [],
+        emailFrom: undefined,
+        acsEndpoint: undefined,
+        acsConnectionString: undefined,
+        smtpUrl: undefined,
+      },
+      schedules: { pollReferrals: '0 */5 * * * *', pollTenants: '0 0 * * * *', certCheck: '0 0 8 * * *' },
+    });
+  });
+
+  test('reads every setting', () => {
+    const secret = `whsec_${Buffer.alloc(24, 7).toString('base64')}`;
+    const config = loadConfig({
+      AzureWebJobsStorage:
+        'DefaultEndpointsProtocol=https;AccountName=a;AccountKey=a2V5;EndpointSuffix=core.windows.net',
+      FPX_BASE_URL: 'https://uat.partner.fttoolingapi.microsoft.com/ftop/v1.2/api',
+      FPX_CERT_KEYVAULT_URL: 'https://kv.vault.azure.net/',
+      FPX_CERT_NAME: 'fpx-client',
+      CERT_REFRESH_MINUTES: '15',
+      FPX_CA_PATH: '/ca.pem',
+      FPX_RATE_LIMIT_PER_MINUTE: '300',
+      FPX_PAGE_SIZE: '100',
+      FPX_ORIGIN: 'https://crm.example.com/path',
+      CRM_WEBHOOK_SECRET: `${secret}  ${secret}`,
+      CERT_ALERT_DAYS: '7, 30,1',
+      ALERT_EMAIL_TO: 'ops@example.com, it@example.com',
+      ALERT_EMAIL_FROM: 'fpx@example.com',
+      SMTP_URL: 'smtp://127.0.0.1:2525',
+      POLL_REFERRALS_SCHEDULE: '0 */1 * * * *',
+      POLL_TENANTS_SCHEDULE: '0 30 * * * *',
+      CERT_CHECK_SCHEDULE: '0 0 9 * * *',
+    });
+    expect(config.fpx.certificate).toEqual({
+      kind: 'keyVault',
+      vaultUrl: 'https://kv.vault.azure.net',
+      name: 'fpx-client',
+      refreshMinutes: 15,
+    });
+    expect(config.fpx).toMatchObject({
+      rateLimitPerMinute: 300,
+      pageSize: 100,
+      origin: 'https://crm.example.com',
+    });
+    expect(config.crm.webhookSecrets).toEqual([secret, secret]);
+    expect(config.alerts).toMatchObject({ days: [30, 7, 1], emailTo: ['ops@example.com', 'it@example.com'] });
+    expect(config.schedules.pollTenants).toBe('0 30 * * * *');
+  });
+
+  test.each([
+    [{}, 'FPX_BASE_URL', 'missing'],
+    [{ ...minimal, FPX_BASE_URL: 'http://fpx.example.com' }, 'FPX_BASE_URL', 'invalid'],
+    [{ FPX_BASE_URL: minimal.FPX_BASE_URL }, 'FPX_CERT_PATH', 'missing'],
+    [{ ...minimal, FPX_CERT_NAME: 'cert' }, 'FPX_CERT_KEYVAULT_URL', 'missing'],
+    [{ ...minimal, FPX_CERT_KEYVAULT_URL: 'https://kv.vault.azure.net' }, 'FPX_CERT_NAME', 'missing'],
+    [{ ...minimal, FPX_PAGE_SIZE: 'ten' }, 'FPX_PAGE_SIZE', 'invalid'],
+    [{ ...minimal, FPX_PAGE_SIZE: '0' }, 'FPX_PAGE_SIZE', 'invalid'],
+    [{ ...minimal, FPX_RATE_LIMIT_PER_MINUTE: '-5' }, 'FPX_RATE_LIMIT_PER_MINUTE', 'invalid'],
+    [{ ...minimal, CERT_REFRESH_MINUTES: '1.5' }, 'CERT_REFRESH_MINUTES', 'invalid'],
+    [{ ...minimal, CERT_ALERT_DAYS: '30,soon' }, 'CERT_ALERT_DAYS', 'invalid'],
+    [{ ...minimal, ALERT_EMAIL_TO: 'ops@example.com,not-an-address' }, 'ALERT_EMAIL_TO', 'invalid'],
+    [{ ...minimal, SMTP_URL: 'http://mail' }, 'SMTP_URL', 'invalid'],
+    [{ ...minimal, POLL_REFERRALS_SCHEDULE: '*/5 * * * *' }, 'POLL_REFERRALS_SCHEDULE', 'invalid'],
+    [{ ...minimal, FPX_ORIGIN: 'crm' }, 'FPX_ORIGIN', 'invalid'],
+  ])('names the bad setting %#', (env, setting, state) => {
+    const error = errorOf(env as Record<string, string>);
+    expect(error.setting).toBe(setting);
+    expect(error.message).toMatch(new RegExp(`^Setting ${setting} is ${state}: expected `));
+  });
+
+  test('never echoes the value of a secret setting', () => {
+    const cases: Record<string, string>[] = [
+      { ...minimal, CRM_WEBHOOK_SECRET: 'whsec_c2VjcmV0 hunter2-topsecret' },
+      { ...minimal, SMTP_URL: 'ftp://user:hunter2-topsecret@mail' },
+      { ...minimal, ACS_EMAIL_CONNECTION_STRING: 'hunter2-topsecret' },
+    ];
+    for (const env of cases) {
+      const error = errorOf(env);
+      expect(error.message).not.toContain('hunter2');
+      expect(error.message).not.toContain('c2VjcmV0');
+    }
+  });
+
+  test('treats empty settings as unset', () => {
+    expect(loadConfig({ ...minimal, FPX_PAGE_SIZE: '', FPX_ORIGIN: '  ' }).fpx).toMatchObject({
+      pageSize: 25,
+      origin: undefined,
+    });
+  });
+});
