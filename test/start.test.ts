@@ -1,0 +1,66 @@
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { request } from 'undici';
+import { expect, inject, test } from 'vitest';
+
+const ROOT = path.resolve(__dirname, '..');
+
+test('npm start comes up, answers GET /api/health with 200, and Ctrl-C stops everything', async () => {
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', 'dev/start.ts', '--in-memory', '--port', '0', '--sandbox-port', '0'],
+    {
+      cwd: ROOT,
+      // Storage from the test run's Azurite, so this test never fights a developer's Azurite for port 10000.
+      env: {
+        ...process.env,
+        AzureWebJobsStorage: inject('storageConnection'),
+        FPX_BASE_URL: '',
+        FPX_CERT_PATH: '',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  let output = '';
+  child.stdout.on('data', (d: Buffer) => {
+    output += d.toString();
+  });
+  child.stderr.on('data', (d: Buffer) => {
+    output += d.toString();
+  });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  try {
+    const hostUrl = await waitFor(
+      () => /Functions host\s+(http:\/\/127\.0\.0\.1:\d+)/.exec(output)?.[1],
+      45_000,
+      () => output,
+    );
+    const sandboxUrl = /FPX\s+sandbox (https:\/\/\S+)/.exec(output)?.[1];
+    expect(sandboxUrl).toMatch(/^https:\/\/127\.0\.0\.1:\d+\/ftop\/v1\.2\/api$/);
+
+    const response = await request(`${hostUrl}/api/health`);
+    expect(response.statusCode).toBe(200);
+    expect(await response.body.json()).toMatchObject({
+      status: 'ok',
+      checks: { storage: { ok: true }, fpx: { ok: true } },
+    });
+    expect(output).toContain(`curl ${hostUrl}/api/health`);
+
+    child.kill('SIGINT');
+    expect(await exited).toBe(0);
+    // The host's port is closed once it has stopped.
+    await expect(request(`${hostUrl}/api/health`)).rejects.toThrow();
+  } finally {
+    if (child.exitCode === null) child.kill('SIGKILL');
+  }
+}, 60_000);
+
+async function waitFor<T>(probe: () => T | undefined, timeoutMs: number, context: () => string): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const value = probe();
+    if (value !== undefined) return value;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`timed out; output so far:\n${context()}`);
+}
