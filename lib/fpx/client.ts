@@ -8,6 +8,8 @@ export interface CallOptions {
   /** The end user's JWT, forwarded as `Authorization: Bearer` (FPX tracks users by it). */
   endUserToken?: string;
   signal?: AbortSignal;
+  /** Attempts for a GET, the first included (default: the transport's retry policy). */
+  maxAttempts?: number;
 }
 
 export interface ContactQuery extends CallOptions {

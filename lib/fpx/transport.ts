@@ -20,6 +20,8 @@ export interface CallSpec<S extends z.ZodType> {
   endUserToken?: string;
   schema: S;
   signal?: AbortSignal;
+  /** Overrides the policy's attempts for this call (a GET only; e.g. 1 for a health probe). */
+  maxAttempts?: number;
 }
 
 export interface RetryPolicy {
@@ -99,7 +101,8 @@ export class FpxTransport {
       }
       if (error.status === 401 || error.status === 403 || error.kind === 'tls')
         await this.refreshCertificate(error);
-      if (!retriable || !error.transient || attempt >= this.retry.maxAttempts) throw error;
+      if (!retriable || !error.transient || attempt >= (spec.maxAttempts ?? this.retry.maxAttempts))
+        throw error;
       const delay = error.status === 429 ? 0 : (error.retryAfterMs ?? this.backoff(attempt));
       const resumeAt = Math.max(Date.now() + delay, Date.now() + this.limiter.pausedForMs);
       if (resumeAt - startedAt > this.retry.maxTotalMs) throw error;

@@ -1,0 +1,57 @@
+import { afterAll, beforeAll, expect, inject, test } from 'vitest';
+import { type Sandbox, startSandbox } from '../dev/sandbox';
+import { healthCheck } from '../functions/health';
+import { buildServices, type Services } from '../functions/services';
+import { loadConfig } from '../lib/config';
+
+let sandbox: Sandbox;
+
+beforeAll(async () => {
+  sandbox = await startSandbox({ data: { tenants: 5, referrals: 5 } });
+});
+afterAll(() => sandbox.close());
+
+function services(overrides: Record<string, string> = {}): Services {
+  return buildServices(
+    loadConfig({
+      AzureWebJobsStorage: inject('storageConnection'),
+      FPX_BASE_URL: sandbox.url,
+      FPX_CERT_PATH: sandbox.certs.client.pemPath,
+      FPX_CA_PATH: sandbox.certs.ca.path,
+      ...overrides,
+    }),
+  );
+}
+
+test('health answers 200 when storage and FPX are reachable', async () => {
+  const response = await healthCheck(services());
+  expect(response).toEqual({
+    status: 200,
+    jsonBody: { status: 'ok', checks: { storage: { ok: true }, fpx: { ok: true } } },
+  });
+  // The FPX check went through mutual TLS with the configured certificate.
+  expect(sandbox.requests.at(-1)?.clientCertThumbprint).toBe(sandbox.certs.client.thumbprint);
+});
+
+test('health answers 503 naming what is not reachable', async () => {
+  sandbox.setOutage(true);
+  try {
+    const response = await healthCheck(
+      services({
+        AzureWebJobsStorage:
+          'DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=a2V5;TableEndpoint=http://127.0.0.1:9/devstoreaccount1;QueueEndpoint=http://127.0.0.1:9/devstoreaccount1',
+      }),
+    );
+    expect(response.status).toBe(503);
+    const body = response.jsonBody as {
+      status: string;
+      checks: Record<string, { ok: boolean; error?: string }>;
+    };
+    expect(body.status).toBe('unavailable');
+    expect(body.checks.storage?.ok).toBe(false);
+    expect(body.checks.fpx).toMatchObject({ ok: false });
+    expect(body.checks.fpx?.error).toMatch(/503/);
+  } finally {
+    sandbox.setOutage(false);
+  }
+});
