@@ -10,6 +10,8 @@ export interface CallOptions {
   signal?: AbortSignal;
   /** Attempts for a GET, the first included (default: the transport's retry policy). */
   maxAttempts?: number;
+  /** Told of every HTTP request sent for this call or listing, retries included. */
+  onAttempt?: () => void;
 }
 
 export interface ContactQuery extends CallOptions {

@@ -22,6 +22,8 @@ export interface CallSpec<S extends z.ZodType> {
   signal?: AbortSignal;
   /** Overrides the policy's attempts for this call (a GET only; e.g. 1 for a health probe). */
   maxAttempts?: number;
+  /** Told of every HTTP request this call sends (retries included), e.g. to count a sync run's calls. */
+  onAttempt?: () => void;
 }
 
 export interface RetryPolicy {
@@ -133,6 +135,7 @@ export class FpxTransport {
     if (spec.endUserToken) headers.authorization = `Bearer ${spec.endUserToken}`;
 
     this.stats.calls++;
+    spec.onAttempt?.();
     let status: number;
     let responseHeaders: Record<string, string | string[] | undefined>;
     let text: string;
