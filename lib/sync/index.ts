@@ -1,0 +1,25 @@
+/** The table-sync engine: FPX listings in, Table Storage rows out. See README.md beside this file. */
+export { MAX_TRANSACTION_BYTES, MAX_TRANSACTION_ENTITIES } from './batch-writer';
+export { canonicalJson, contentHash, stableRowKey } from './hash';
+export { countTableRequests, type TableRequestCounts, withTableRequestCounts } from './request-counter';
+export {
+  ENTITY_BUDGET_BYTES,
+  isRemoved,
+  joinColumn,
+  MAX_COLUMN_CHARS,
+  NULL_VALUE,
+  type RowMeta,
+  SYSTEM_COLUMNS,
+  type SyncRow,
+  toRow,
+} from './row';
+export {
+  readSyncState,
+  SYNC_STATE_PARTITION,
+  type SyncRunRecord,
+  type SyncStateRow,
+  type SyncStatus,
+  safeErrorMessage,
+} from './sync-state';
+export { SyncItemError, type SyncResult, type SyncStreamOptions, syncStream } from './sync-stream';
+export { tableKeyProblem } from './table-key';

@@ -1,0 +1,72 @@
+import type { TableClient } from '@azure/data-tables';
+
+/** FpxSyncState: PartitionKey `sync`, RowKey the stream name. */
+export const SYNC_STATE_PARTITION = 'sync';
+
+export type SyncStatus = 'succeeded' | 'failed';
+
+/** What a finished run records (merged into the stream's row, so `lastCompletedAt` survives a failure). */
+export interface SyncRunRecord {
+  lastStatus: SyncStatus;
+  /** The failure's message; empty (our null) after a success. */
+  lastError: string;
+  /** Only written on success. */
+  lastCompletedAt?: string;
+  seen: number;
+  created: number;
+  changed: number;
+  restored: number;
+  removed: number;
+  unchanged: number;
+  duplicates: number;
+  pages: number;
+  apiCalls: number;
+  tableRequests: number;
+  entityWrites: number;
+  durationMs: number;
+}
+
+export interface SyncStateRow extends Partial<SyncRunRecord> {
+  partitionKey: string;
+  rowKey: string;
+  lastStartedAt?: string;
+}
+
+export async function recordRunStart(state: TableClient, stream: string, startedAt: string): Promise<void> {
+  await state.upsertEntity(
+    { partitionKey: SYNC_STATE_PARTITION, rowKey: stream, lastStartedAt: startedAt },
+    'Merge',
+  );
+}
+
+export async function recordRunEnd(state: TableClient, stream: string, record: SyncRunRecord): Promise<void> {
+  await state.upsertEntity({ partitionKey: SYNC_STATE_PARTITION, rowKey: stream, ...record }, 'Merge');
+}
+
+/** The stream's state row, or undefined before its first run. */
+export async function readSyncState(state: TableClient, stream: string): Promise<SyncStateRow | undefined> {
+  try {
+    return await state.getEntity<SyncStateRow>(SYNC_STATE_PARTITION, stream);
+  } catch (error) {
+    if ((error as { statusCode?: number }).statusCode === 404) return undefined;
+    throw error;
+  }
+}
+
+const MAX_ERROR_CHARS = 2_000;
+
+/**
+ * A failure's message fit for the state table and logs: credentials that SDK and HTTP errors may
+ * echo (SAS signatures, account keys, bearer tokens) are blanked, and the text is capped.
+ */
+export function safeErrorMessage(error: unknown): string {
+  const message = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+  const redacted = message
+    .replace(/([?&]sig=)[^&\s"']+/gi, '$1REDACTED')
+    .replace(/(AccountKey=)[^;\s"']+/gi, '$1REDACTED')
+    .replace(/(SharedAccessSignature=)[^;\s"']+/gi, '$1REDACTED')
+    .replace(/(Bearer\s+)[\w.~+/=-]+/gi, '$1REDACTED');
+  return redacted.length > MAX_ERROR_CHARS
+    ? `${redacted.slice(0, MAX_ERROR_CHARS)}…`
+    : redacted || 'unknown error';
+}

@@ -1,0 +1,264 @@
+import { performance } from 'node:perf_hooks';
+import type { TableClient } from '@azure/data-tables';
+import { ensureTable } from '../storage';
+import { BatchWriter } from './batch-writer';
+import { contentHash } from './hash';
+import { type KnownRow, readPartitionIndex } from './partition-index';
+import { countTableRequests, type TableRequestCounts, withTableRequestCounts } from './request-counter';
+import { toRow } from './row';
+import { recordRunEnd, recordRunStart, type SyncRunRecord, safeErrorMessage } from './sync-state';
+import { tableKeyProblem } from './table-key';
+
+export interface SyncStreamOptions<T extends object> {
+  /** The stream's name: its RowKey in FpxSyncState (`referrals`, `tenants`, …). */
+  stream: string;
+  /** The table the rows go to, e.g. FpxReferrals. Created on first use. */
+  rows: TableClient;
+  /** FpxSyncState. Created on first use. */
+  state: TableClient;
+  /** The partition this listing covers completely: only its rows can be marked removed. */
+  partitionKey: string;
+  /** The item's RowKey, used exactly as returned (normalise ids before, e.g. in the FPX client). */
+  rowKey: (item: T) => string;
+  /** The listing, page by page, items already validated. */
+  pages: AsyncIterable<T[]>;
+  /** The FPX client's call counter; the run records how much it grew while the run lasted. */
+  apiCalls?: () => number;
+  /** Where the summary and progress lines go (the function passes `context.log`). */
+  log?: (message: string) => void;
+  /** Clock for the timestamps written (tests inject a fixed one). */
+  now?: () => Date;
+  /** Batch transactions outstanding at once. Default 4. */
+  maxInFlight?: number;
+  /** A progress line every so many pages. Default 10. */
+  progressEveryPages?: number;
+}
+
+export interface SyncResult {
+  stream: string;
+  status: 'succeeded' | 'failed';
+  /** Distinct rows the listing delivered. */
+  seen: number;
+  created: number;
+  /** Rows rewritten because their content changed or they came back after a removal (restored). */
+  changed: number;
+  /** Of `changed`: rows that had `removedAt` and reappeared. */
+  restored: number;
+  removed: number;
+  unchanged: number;
+  /** Items whose RowKey an earlier item of the same listing already had (the first one wins). */
+  duplicates: number;
+  pages: number;
+  apiCalls: number;
+  /** HTTP requests to Table Storage, retries included, up to (not including) the final state write. */
+  tableRequests: number;
+  tableReads: number;
+  tableWrites: number;
+  /** Batch transactions submitted successfully, and the entities they wrote. */
+  transactions: number;
+  entityWrites: number;
+  largestTransaction: number;
+  durationMs: number;
+}
+
+/** An item the engine refuses; fails the run before anything is marked removed. */
+export class SyncItemError extends Error {
+  constructor(
+    readonly stream: string,
+    readonly itemIndex: number,
+    problem: string,
+  ) {
+    super(`sync ${stream}: item ${itemIndex} ${problem}`);
+    this.name = 'SyncItemError';
+  }
+}
+
+const ensuredTables = new WeakSet<TableClient>();
+
+/** Creates the table once per client and process, so a run does not pay a request for it each time. */
+async function ensureTableOnce(table: TableClient): Promise<void> {
+  if (ensuredTables.has(table)) return;
+  await ensureTable(table);
+  ensuredTables.add(table);
+}
+
+/**
+ * Keeps one partition of a table in step with a listing: new and changed items are written (whole rows,
+ * replaced) in batch transactions while the pages arrive, unchanged ones are not touched, and once the
+ * listing has completed the partition's rows it did not deliver get `removedAt`. If the listing or a write
+ * fails, nothing is marked removed, the failure is recorded in FpxSyncState and rethrown.
+ */
+export async function syncStream<T extends object>(options: SyncStreamOptions<T>): Promise<SyncResult> {
+  const { stream, rows, state, partitionKey } = options;
+  const streamProblem = tableKeyProblem(stream);
+  if (streamProblem) throw new Error(`sync: the stream name ${streamProblem}`);
+  const partitionProblem = tableKeyProblem(partitionKey);
+  if (partitionProblem) throw new Error(`sync ${stream}: the partition key ${partitionProblem}`);
+  countTableRequests(rows);
+  countTableRequests(state);
+  return withTableRequestCounts((requests) => runSync(options, requests));
+}
+
+async function runSync<T extends object>(options: SyncStreamOptions<T>, requests: TableRequestCounts) {
+  const { stream, rows, state, partitionKey } = options;
+  const clock = options.now ?? (() => new Date());
+  const timestamp = () => clock().toISOString();
+  const log = options.log ?? (() => {});
+  const progressEvery = Math.max(1, options.progressEveryPages ?? 10);
+  const startedAt = performance.now();
+  const apiCallsAtStart = options.apiCalls?.() ?? 0;
+  const writer = new BatchWriter(rows, partitionKey, Math.max(1, options.maxInFlight ?? 4));
+  const counts = {
+    seen: 0,
+    created: 0,
+    changed: 0,
+    restored: 0,
+    removed: 0,
+    unchanged: 0,
+    duplicates: 0,
+    pages: 0,
+  };
+
+  const result = (status: SyncResult['status']): SyncResult => ({
+    stream,
+    status,
+    ...counts,
+    apiCalls: (options.apiCalls?.() ?? 0) - apiCallsAtStart,
+    tableRequests: requests.reads + requests.writes,
+    tableReads: requests.reads,
+    tableWrites: requests.writes,
+    transactions: writer.transactions,
+    entityWrites: writer.entities,
+    largestTransaction: writer.largestTransaction,
+    durationMs: Math.round(performance.now() - startedAt),
+  });
+
+  /** Decides what one item needs and queues its write. */
+  const syncItem = async (known: Map<string, KnownRow>, item: T, itemIndex: number) => {
+    if (item === null || typeof item !== 'object' || Array.isArray(item)) {
+      throw new SyncItemError(stream, itemIndex, 'is not an object');
+    }
+    let rowKey: unknown;
+    try {
+      rowKey = options.rowKey(item);
+    } catch (error) {
+      throw new SyncItemError(stream, itemIndex, `has no row key: ${safeErrorMessage(error)}`);
+    }
+    const keyProblem = tableKeyProblem(rowKey);
+    if (keyProblem || typeof rowKey !== 'string') {
+      throw new SyncItemError(stream, itemIndex, `has an invalid row key: it ${keyProblem}`);
+    }
+    const row = known.get(rowKey);
+    if (row?.seen) {
+      counts.duplicates++;
+      return;
+    }
+    counts.seen++;
+    const hash = contentHash(item);
+    if (row && !row.removed && row.contentHash === hash) {
+      row.seen = true;
+      counts.unchanged++;
+      return;
+    }
+    const now = timestamp();
+    const firstSeenAt = row?.firstSeenAt || now;
+    let entity: ReturnType<typeof toRow>;
+    try {
+      entity = toRow(item, { partitionKey, rowKey, firstSeenAt, lastChangedAt: now, removedAt: null }, hash);
+    } catch (error) {
+      throw new SyncItemError(stream, itemIndex, `cannot be stored: ${safeErrorMessage(error)}`);
+    }
+    if (!row) {
+      counts.created++;
+    } else {
+      counts.changed++;
+      if (row.removed) counts.restored++;
+    }
+    // Only the flag and the hash are kept: the row's data leaves memory with its transaction.
+    known.set(rowKey, { contentHash: hash, firstSeenAt, removed: false, seen: true });
+    await writer.add(['upsert', entity, 'Replace']);
+  };
+
+  try {
+    await ensureTableOnce(rows);
+    await ensureTableOnce(state);
+    await recordRunStart(state, stream, timestamp());
+    const known = await readPartitionIndex(rows, partitionKey);
+    let itemIndex = 0;
+    for await (const page of options.pages) {
+      counts.pages++;
+      if (!Array.isArray(page)) throw new Error(`sync ${stream}: page ${counts.pages} is not an array`);
+      for (const item of page) await syncItem(known, item, itemIndex++);
+      if (counts.pages % progressEvery === 0) {
+        log(
+          `sync ${stream}: ${counts.pages} pages, ${itemIndex} items so far ` +
+            `(created ${counts.created}, changed ${counts.changed}, unchanged ${counts.unchanged})`,
+        );
+      }
+    }
+    // The listing completed: whatever it did not deliver is gone from FPX. Keep the data, stamp the removal.
+    for (const [rowKey, row] of known) {
+      if (row.seen || row.removed) continue;
+      const now = timestamp();
+      counts.removed++;
+      await writer.add(['update', { partitionKey, rowKey, removedAt: now, lastChangedAt: now }, 'Merge']);
+    }
+    await writer.drain();
+  } catch (error) {
+    // Rows already queued are correct data: write them (best effort) so the next run need not; never removals.
+    await writer.drain().catch(() => undefined);
+    await writer.settle();
+    const failed = result('failed');
+    try {
+      await recordRunEnd(state, stream, {
+        ...runRecord(failed),
+        lastStatus: 'failed',
+        lastError: safeErrorMessage(error),
+      });
+    } catch (stateError) {
+      log(`sync ${stream}: could not record the failure in FpxSyncState: ${safeErrorMessage(stateError)}`);
+    }
+    log(`${summary(failed)}; error: ${safeErrorMessage(error)}`);
+    throw error;
+  }
+  const succeeded = result('succeeded');
+  await recordRunEnd(state, stream, {
+    ...runRecord(succeeded),
+    lastStatus: 'succeeded',
+    lastError: '',
+    lastCompletedAt: timestamp(),
+  });
+  log(summary(succeeded));
+  return succeeded;
+}
+
+/** The counts FpxSyncState keeps of a run. */
+function runRecord(result: SyncResult): Omit<SyncRunRecord, 'lastStatus' | 'lastError'> {
+  const { seen, created, changed, restored, removed, unchanged, duplicates, pages } = result;
+  const { apiCalls, tableRequests, entityWrites, durationMs } = result;
+  return {
+    seen,
+    created,
+    changed,
+    restored,
+    removed,
+    unchanged,
+    duplicates,
+    pages,
+    apiCalls,
+    tableRequests,
+    entityWrites,
+    durationMs,
+  };
+}
+
+/** The run's one summary line. */
+function summary(result: SyncResult): string {
+  return (
+    `sync ${result.stream} ${result.status}: seen ${result.seen}, created ${result.created}, ` +
+    `changed ${result.changed} (restored ${result.restored}), removed ${result.removed}, ` +
+    `unchanged ${result.unchanged}, duplicates ${result.duplicates}; ${result.pages} pages, ` +
+    `${result.apiCalls} API calls, ${result.tableRequests} table requests ` +
+    `(${result.transactions} transactions, ${result.entityWrites} entities written); ${result.durationMs} ms`
+  );
+}
