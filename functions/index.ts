@@ -4,9 +4,15 @@
  * A bad setting throws here, before anything is registered, with one message naming it.
  */
 import { loadConfig } from '../lib/config';
+import { registerCertExpiryCheck } from './certExpiryCheck';
 import { registerHealth } from './health';
+import { registerPollReferrals } from './pollReferrals';
+import { registerPollTenants } from './pollTenants';
 import { buildServices } from './services';
 
 const services = buildServices(loadConfig());
 
+registerPollReferrals(services);
+registerPollTenants(services);
 registerHealth(services);
+registerCertExpiryCheck(services);

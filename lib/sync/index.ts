@@ -1,5 +1,6 @@
 /** The table-sync engine: FPX listings in, Table Storage rows out. See README.md beside this file. */
 export { MAX_TRANSACTION_BYTES, MAX_TRANSACTION_ENTITIES } from './batch-writer';
+export { countedPages, type StreamDeps, syncReferrals, syncTenants, TABLES } from './fpx-streams';
 export { canonicalJson, contentHash, stableRowKey } from './hash';
 export { countTableRequests, type TableRequestCounts, withTableRequestCounts } from './request-counter';
 export {

@@ -1,0 +1,45 @@
+import { afterAll, beforeAll, expect, inject, test } from 'vitest';
+import { DEFAULT_ENTRY } from '../dev/host/host';
+import { invokeFunction } from '../dev/invoke';
+import { type Sandbox, startSandbox } from '../dev/sandbox';
+import { tableClient } from '../lib/storage';
+import { readSyncState } from '../lib/sync';
+
+let sandbox: Sandbox;
+let settings: Record<string, string>;
+
+beforeAll(async () => {
+  sandbox = await startSandbox({ data: { tenants: 12, referrals: 30 }, rateLimitPerMinute: 0 });
+  settings = {
+    AzureWebJobsStorage: inject('storageConnection'),
+    FPX_BASE_URL: sandbox.url,
+    FPX_CERT_PATH: sandbox.certs.client.pemPath,
+    FPX_CA_PATH: sandbox.certs.ca.path,
+    FPX_PAGE_SIZE: '7',
+  };
+});
+afterAll(() => sandbox.close());
+
+// The real composition root, run the way `npm run invoke -- pollReferrals` runs it.
+test('pollReferrals and pollTenants succeed through the real entry; an outage fails the invocation', async () => {
+  const referrals = await invokeFunction(DEFAULT_ENTRY, 'pollReferrals', undefined, settings);
+  expect(referrals.outcome).toBe('Succeeded');
+  expect(referrals.result).toMatchObject({ stream: 'referrals', status: 'succeeded', seen: 30, apiCalls: 5 });
+
+  const tenants = await invokeFunction(DEFAULT_ENTRY, 'pollTenants', undefined, settings);
+  expect(tenants.result).toMatchObject({ stream: 'tenants', status: 'succeeded', seen: 12, apiCalls: 2 });
+
+  sandbox.setOutage(true);
+  try {
+    const failed = await invokeFunction(DEFAULT_ENTRY, 'pollReferrals', undefined, settings);
+    expect(failed.outcome).toBe('Failed');
+    expect(failed.error?.message).toMatch(/503/);
+  } finally {
+    sandbox.setOutage(false);
+  }
+  const state = await readSyncState(
+    tableClient(settings.AzureWebJobsStorage as string, 'FpxSyncState'),
+    'referrals',
+  );
+  expect(state).toMatchObject({ lastStatus: 'failed' });
+});
