@@ -22,6 +22,8 @@ const { values } = parseArgs({
     port: { type: 'string', default: process.env.FUNCTIONS_HTTP_PORT ?? '7071' },
     'sandbox-port': { type: 'string', default: process.env.FPX_SANDBOX_PORT ?? '8443' },
     'in-memory': { type: 'boolean', default: false },
+    // `auto`: free ports instead of Azurite's usual 10000-10002 (tests, or a second instance).
+    'storage-ports': { type: 'string', default: 'default' },
   },
 });
 
@@ -56,7 +58,8 @@ async function main(): Promise<void> {
     let azurite: AzuriteInstance | undefined;
     if (!storage || /^UseDevelopmentStorage=true$/i.test(storage)) {
       const location = values['in-memory'] ? undefined : path.join(LOCAL, 'azurite');
-      azurite = await startAzurite({ ports: AZURITE_PORTS, location }).catch((error: Error) => {
+      const ports = values['storage-ports'] === 'auto' ? undefined : AZURITE_PORTS;
+      azurite = await startAzurite({ ports, location }).catch((error: Error) => {
         throw new Error(
           `Azurite could not start on ports 10000-10002 (is another Azurite running?): ${error.message}`,
         );

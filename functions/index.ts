@@ -8,11 +8,13 @@ import { registerCertExpiryCheck } from './certExpiryCheck';
 import { registerHealth } from './health';
 import { registerPollReferrals } from './pollReferrals';
 import { registerPollTenants } from './pollTenants';
+import { registerSyncTenantDetails } from './syncTenantDetails';
 import { buildServices } from './services';
 
 const services = buildServices(loadConfig());
 
 registerPollReferrals(services);
 registerPollTenants(services);
+registerSyncTenantDetails(services);
 registerHealth(services);
 registerCertExpiryCheck(services);

@@ -1,11 +1,27 @@
+import { randomUUID } from 'node:crypto';
 import { app } from '@azure/functions';
-import { syncTenants } from '../lib/sync';
+import { fanOutTenantDetails, startDetailsRun, syncTenants, TABLES, TENANT_DETAILS_QUEUE } from '../lib/sync';
 import type { Services } from './services';
 
-/** Timer: FPX's partner tenants into FpxTenants. Azure's timer singleton (and dev/host) keeps runs from overlapping. */
+/**
+ * Timer: FPX's partner tenants into FpxTenants, then one `fpx-tenant-details` message per tenant
+ * (claimed and referred) for syncTenantDetails. Azure's timer singleton (and dev/host) keeps runs from overlapping.
+ */
 export function registerPollTenants(services: Services): void {
   app.timer('pollTenants', {
     schedule: '%POLL_TENANTS_SCHEDULE%',
-    handler: (_timer, context) => syncTenants({ ...services, log: (line) => context.log(line) }),
+    handler: async (_timer, context) => {
+      const sync = await syncTenants({ ...services, log: (line) => context.log(line) });
+      const fanOut = await fanOutTenantDetails(
+        { table: services.table, queue: services.queueService.getQueueClient(TENANT_DETAILS_QUEUE) },
+        randomUUID(),
+      );
+      await startDetailsRun(services.table(TABLES.syncState), fanOut);
+      context.log(
+        `fan-out ${fanOut.runId}: ${fanOut.enqueued} tenants onto ${TENANT_DETAILS_QUEUE} ` +
+          `(${fanOut.claimed} claimed, ${fanOut.referralOnly} referred only)`,
+      );
+      return { sync, fanOut };
+    },
   });
 }

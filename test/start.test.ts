@@ -1,20 +1,31 @@
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { request } from 'undici';
-import { expect, inject, test } from 'vitest';
+import { expect, test } from 'vitest';
 
 const ROOT = path.resolve(__dirname, '..');
 
 test('npm start comes up, answers GET /api/health with 200, and Ctrl-C stops everything', async () => {
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', 'dev/start.ts', '--in-memory', '--port', '0', '--sandbox-port', '0'],
+    [
+      '--import',
+      'tsx',
+      'dev/start.ts',
+      '--in-memory',
+      '--storage-ports',
+      'auto',
+      '--port',
+      '0',
+      '--sandbox-port',
+      '0',
+    ],
     {
       cwd: ROOT,
-      // Storage from the test run's Azurite, so this test never fights a developer's Azurite for port 10000.
+      // Its own Azurite on free ports: never a developer's on 10000, never the queues other suites use.
       env: {
         ...process.env,
-        AzureWebJobsStorage: inject('storageConnection'),
+        AzureWebJobsStorage: '',
         FPX_BASE_URL: '',
         FPX_CERT_PATH: '',
       },
@@ -30,12 +41,18 @@ test('npm start comes up, answers GET /api/health with 200, and Ctrl-C stops eve
   });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   try {
+    await waitFor(
+      () => (output.includes('Ctrl-C stops everything') ? true : undefined),
+      45_000,
+      () => output,
+    );
     const hostUrl = await waitFor(
       () => /Functions host\s+(http:\/\/127\.0\.0\.1:\d+)/.exec(output)?.[1],
       45_000,
       () => output,
     );
     const sandboxUrl = /FPX\s+sandbox (https:\/\/\S+)/.exec(output)?.[1];
+    expect(output).toMatch(/Storage\s+Azurite \(in memory\)/);
     expect(sandboxUrl).toMatch(/^https:\/\/127\.0\.0\.1:\d+\/ftop\/v1\.2\/api$/);
 
     const response = await request(`${hostUrl}/api/health`);

@@ -1,5 +1,6 @@
 /** The table-sync engine: FPX listings in, Table Storage rows out. See README.md beside this file. */
 export { MAX_TRANSACTION_BYTES, MAX_TRANSACTION_ENTITIES } from './batch-writer';
+export { DETAILS_STREAM, recordTenantOutcome, startDetailsRun, type TenantOutcome } from './details-state';
 export { countedPages, type StreamDeps, syncReferrals, syncTenants, TABLES } from './fpx-streams';
 export { canonicalJson, contentHash, stableRowKey } from './hash';
 export { countTableRequests, type TableRequestCounts, withTableRequestCounts } from './request-counter';
@@ -24,3 +25,14 @@ export {
 } from './sync-state';
 export { SyncItemError, type SyncResult, type SyncStreamOptions, syncStream } from './sync-stream';
 export { tableKeyProblem } from './table-key';
+export {
+  DETAILS_STATE_PARTITION,
+  type DetailsDeps,
+  type FanOutResult,
+  fanOutTenantDetails,
+  syncTenantDetails,
+  TENANT_DETAILS_QUEUE,
+  type TenantDetailsMessage,
+  type TenantDetailsResult,
+  tenantDetailsMessage,
+} from './tenant-details';

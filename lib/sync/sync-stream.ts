@@ -32,6 +32,8 @@ export interface SyncStreamOptions<T extends object> {
   maxInFlight?: number;
   /** A progress line every so many pages. Default 10. */
   progressEveryPages?: number;
+  /** FpxSyncState partition of the stream's row: `sync` (default) for the contract's streams, `details` per tenant. */
+  statePartition?: string;
 }
 
 export interface SyncResult {
@@ -182,7 +184,7 @@ async function runSync<T extends object>(options: SyncStreamOptions<T>, requests
   try {
     await ensureTableOnce(rows);
     await ensureTableOnce(state);
-    await recordRunStart(state, stream, timestamp());
+    await recordRunStart(state, stream, timestamp(), options.statePartition);
     const known = await readPartitionIndex(rows, partitionKey);
     let itemIndex = 0;
     for await (const page of options.pages) {
@@ -210,11 +212,16 @@ async function runSync<T extends object>(options: SyncStreamOptions<T>, requests
     await writer.settle();
     const failed = result('failed');
     try {
-      await recordRunEnd(state, stream, {
-        ...runRecord(failed),
-        lastStatus: 'failed',
-        lastError: safeErrorMessage(error),
-      });
+      await recordRunEnd(
+        state,
+        stream,
+        {
+          ...runRecord(failed),
+          lastStatus: 'failed',
+          lastError: safeErrorMessage(error),
+        },
+        options.statePartition,
+      );
     } catch (stateError) {
       log(`sync ${stream}: could not record the failure in FpxSyncState: ${safeErrorMessage(stateError)}`);
     }
@@ -222,12 +229,17 @@ async function runSync<T extends object>(options: SyncStreamOptions<T>, requests
     throw error;
   }
   const succeeded = result('succeeded');
-  await recordRunEnd(state, stream, {
-    ...runRecord(succeeded),
-    lastStatus: 'succeeded',
-    lastError: '',
-    lastCompletedAt: timestamp(),
-  });
+  await recordRunEnd(
+    state,
+    stream,
+    {
+      ...runRecord(succeeded),
+      lastStatus: 'succeeded',
+      lastError: '',
+      lastCompletedAt: timestamp(),
+    },
+    options.statePartition,
+  );
   log(summary(succeeded));
   return succeeded;
 }

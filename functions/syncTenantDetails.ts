@@ -1,0 +1,35 @@
+import { app } from '@azure/functions';
+import {
+  recordTenantOutcome,
+  syncTenantDetails,
+  TABLES,
+  TENANT_DETAILS_QUEUE,
+  tenantDetailsMessage,
+} from '../lib/sync';
+import type { Services } from './services';
+
+/** host.json queues.maxDequeueCount: the attempt after which the host moves the message to the poison queue. */
+const MAX_DEQUEUE_COUNT = 5;
+
+/** Queue: one tenant's entitlements, contacts and notes into FpxEntitlements, FpxContacts and FpxNotes. */
+export function registerSyncTenantDetails(services: Services): void {
+  app.storageQueue('syncTenantDetails', {
+    queueName: TENANT_DETAILS_QUEUE,
+    connection: 'AzureWebJobsStorage',
+    handler: async (input, context) => {
+      const message = tenantDetailsMessage.parse(input);
+      const state = services.table(TABLES.syncState);
+      const lastAttempt = Number(context.triggerMetadata?.dequeueCount ?? 1) >= MAX_DEQUEUE_COUNT;
+      try {
+        const result = await syncTenantDetails({ ...services, log: (line) => context.log(line) }, message);
+        await recordTenantOutcome(state, { runId: message.runId, tenantId: message.tenantId, result });
+        return result;
+      } catch (error) {
+        // Only the last attempt counts as failed: the host retries the others, then moves it to poison.
+        if (lastAttempt)
+          await recordTenantOutcome(state, { runId: message.runId, tenantId: message.tenantId, error });
+        throw error;
+      }
+    },
+  });
+}
