@@ -13,6 +13,7 @@ import { SCHEDULE_DEFAULTS } from '../lib/config';
 import { type AzuriteInstance, startAzurite } from './azurite';
 import { currentSettings, PROJECT_ROOT, type RunningHost, readHostJson, startHost } from './host/host';
 import { type Sandbox, startSandbox } from './sandbox';
+import { type SmtpSink, startSmtpSink } from './smtp-sink';
 
 const LOCAL = path.join(PROJECT_ROOT, '.local');
 const AZURITE_PORTS = { blob: 10000, queue: 10001, table: 10002 };
@@ -21,6 +22,8 @@ const { values } = parseArgs({
   options: {
     port: { type: 'string', default: process.env.FUNCTIONS_HTTP_PORT ?? '7071' },
     'sandbox-port': { type: 'string', default: process.env.FPX_SANDBOX_PORT ?? '8443' },
+    // The local SMTP sink for alert emails; a busy port falls back to a free one.
+    'smtp-port': { type: 'string', default: process.env.SMTP_SINK_PORT ?? '2525' },
     'in-memory': { type: 'boolean', default: false },
     // `auto`: free ports instead of Azurite's usual 10000-10002 (tests, or a second instance).
     'storage-ports': { type: 'string', default: 'default' },
@@ -80,6 +83,20 @@ async function main(): Promise<void> {
     }
     settings.CRM_WEBHOOK_SECRET ||= localWebhookSecret();
 
+    // Alert emails go to a local SMTP sink (saved under .local/mail) unless an email transport is set.
+    let mail: SmtpSink | undefined;
+    if (
+      ![settings.SMTP_URL, settings.ACS_EMAIL_ENDPOINT, settings.ACS_EMAIL_CONNECTION_STRING].some((v) =>
+        v?.trim(),
+      )
+    ) {
+      mail = await startSmtpSink({ port: Number(values['smtp-port']), dir: path.join(LOCAL, 'mail') });
+      started.push({ name: 'SMTP sink', stop: () => mail?.close() ?? Promise.resolve() });
+      settings.SMTP_URL = mail.url;
+      settings.ALERT_EMAIL_TO ||= 'fpx-alerts@fpx-connector.local';
+      settings.ALERT_EMAIL_FROM ||= 'fpx-crm-connector@fpx-connector.local';
+    }
+
     const hostJson = readHostJson(PROJECT_ROOT);
     const host: RunningHost = await startHost({
       port: Number(values.port),
@@ -104,6 +121,7 @@ async function main(): Promise<void> {
       `Storage          ${azurite ? `Azurite (${values['in-memory'] ? 'in memory' : '.local/azurite'}), table port ${azurite.ports.table}, queue port ${azurite.ports.queue}` : 'AzureWebJobsStorage from your settings'}`,
     );
     console.log(`FPX              ${sandbox ? `sandbox ${sandbox.url}` : settings.FPX_BASE_URL}`);
+    if (mail) console.log(`Mail             SMTP sink ${mail.url}, saved under .local/mail`);
     console.log('');
     console.log(`Try:  curl ${host.url}/api/health`);
     console.log('      npm run invoke -- health');

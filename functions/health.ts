@@ -1,4 +1,5 @@
 import { app, type HttpResponseInit } from '@azure/functions';
+import { daysLeft, isExpired } from '../lib/cert';
 import type { Services } from './services';
 
 const CHECK_TIMEOUT_MS = 5_000;
@@ -20,15 +21,35 @@ async function check(probe: (signal: AbortSignal) => Promise<unknown>): Promise<
   }
 }
 
-/** GET /api/health: 200 when storage and FPX answer, 503 naming what does not. */
+type CertificateCheck =
+  | { ok: boolean; daysLeft: number; notAfter: string; thumbprint: string }
+  | { ok: false; error: string };
+
+/** The certificate FPX calls use now: days left (ok false once expired), or why it cannot be loaded. */
+async function certificateCheck(services: Services, now = new Date()): Promise<CertificateCheck> {
+  let found: CertificateCheck | undefined;
+  const loaded = await check(async () => {
+    const c = await services.certificates.current();
+    found = {
+      ok: !isExpired(c.notAfter, now),
+      daysLeft: daysLeft(c.notAfter, now),
+      notAfter: c.notAfter.toISOString(),
+      thumbprint: c.thumbprint,
+    };
+  });
+  return loaded.ok && found ? found : { ok: false, error: loaded.ok ? 'no certificate' : loaded.error };
+}
+
+/** GET /api/health: 200 when storage and FPX answer and the certificate is valid, 503 naming what is not. */
 export async function healthCheck(services: Services): Promise<HttpResponseInit> {
-  const [storage, fpx] = await Promise.all([
+  const [storage, fpx, certificate] = await Promise.all([
     check((abortSignal) => services.tableService.getProperties({ abortSignal })),
     // The cheapest authenticated call: it proves the certificate, the network and FPX itself.
     check((signal) => services.fpx.referenceList('noteCategories', { signal, maxAttempts: 1 })),
+    certificateCheck(services),
   ]);
-  const checks = { storage, fpx };
-  const ok = storage.ok && fpx.ok;
+  const checks = { storage, fpx, certificate };
+  const ok = storage.ok && fpx.ok && certificate.ok;
   return { status: ok ? 200 : 503, jsonBody: { status: ok ? 'ok' : 'unavailable', checks } };
 }
 

@@ -8,8 +8,8 @@ import { registerCertExpiryCheck } from './certExpiryCheck';
 import { registerHealth } from './health';
 import { registerPollReferrals } from './pollReferrals';
 import { registerPollTenants } from './pollTenants';
-import { registerSyncTenantDetails } from './syncTenantDetails';
 import { buildServices } from './services';
+import { registerSyncTenantDetails } from './syncTenantDetails';
 
 const services = buildServices(loadConfig());
 

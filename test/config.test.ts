@@ -20,7 +20,7 @@ describe('loadConfig', () => {
   test('applies the contract defaults', () => {
     const config = loadConfig(minimal);
     expect(config).toEqual({
-      storageConnection: 'UseDevelopmentStorage=true',
+      storage: { kind: 'connectionString', connectionString: 'UseDevelopmentStorage=true' },
       fpx: {
         baseUrl: 'https://fpx.example.com/ftop/v1.2/api',
         certificate: { kind: 'file', path: '/certs/client.pem', password: undefined },
@@ -29,7 +29,7 @@ describe('loadConfig', () => {
         pageSize: 25,
         origin: undefined,
       },
-      crm: { webhookSecrets: [] },
+      crm: { webhookSecrets: [], deliveryMaxAttempts: 8, deliveryBackoffSeconds: 30 },
       alerts: {
         days: [30, 14, 7, 1],
         emailTo: [],

@@ -27,7 +27,19 @@ test('health answers 200 when storage and FPX are reachable', async () => {
   const response = await healthCheck(services());
   expect(response).toEqual({
     status: 200,
-    jsonBody: { status: 'ok', checks: { storage: { ok: true }, fpx: { ok: true } } },
+    jsonBody: {
+      status: 'ok',
+      checks: {
+        storage: { ok: true },
+        fpx: { ok: true },
+        certificate: {
+          ok: true,
+          daysLeft: expect.any(Number),
+          notAfter: sandbox.certs.client.notAfter.toISOString(),
+          thumbprint: sandbox.certs.client.thumbprint,
+        },
+      },
+    },
   });
   // The FPX check went through mutual TLS with the configured certificate.
   expect(sandbox.requests.at(-1)?.clientCertThumbprint).toBe(sandbox.certs.client.thumbprint);

@@ -15,7 +15,12 @@ export interface ClientCertificate {
   version?: string;
 }
 
-/** Where the FPX client gets its certificate: a file now, Key Vault later. */
+/** Where a certificate lives, for alerts and messages. */
+export type CertificateLocation =
+  | { kind: 'keyVault'; vaultUrl: string; name: string }
+  | { kind: 'file'; path: string };
+
+/** Where the FPX client gets its certificate: Key Vault or a file. */
 export interface CertificateSource {
   /** The current certificate; sources cache it. */
   current(): Promise<ClientCertificate>;
@@ -23,6 +28,8 @@ export interface CertificateSource {
   refresh(reason: string): Promise<ClientCertificate>;
   /** Where the certificate lives, for messages (never its content). */
   readonly description: string;
+  /** The same, structured (alerts say what to do with it). */
+  readonly location?: CertificateLocation;
 }
 
 /** A certificate that cannot be used; the message names where it came from, never its content. */
@@ -35,19 +42,28 @@ export class CertificateError extends Error {
 
 const PEM_BLOCK = /-----BEGIN ([A-Z0-9 ]+)-----[\s\S]+?-----END \1-----/g;
 
+export interface ParseOptions {
+  password?: string;
+  now?: Date;
+  /** What the content is (Key Vault says so by content type); default: PEM when it looks like PEM, else PKCS#12. */
+  format?: 'pem' | 'pkcs12';
+}
+
 /**
  * Reads a PEM bundle (certificate chain and private key) or a PKCS#12 (PFX) file into a ClientCertificate.
- * `label` names the file or Key Vault secret in errors.
+ * `label` names the file or Key Vault secret in errors; errors never quote the content.
  */
 export function parseClientCertificate(
   data: Buffer | string,
   label: string,
-  options: { password?: string; now?: Date } = {},
+  options: ParseOptions = {},
 ): ClientCertificate {
   const text = typeof data === 'string' ? data : data.toString('latin1');
-  const { certs, keyPem } = text.includes('-----BEGIN ')
-    ? splitPem(text, label)
-    : readPkcs12(typeof data === 'string' ? Buffer.from(data, 'base64') : data, label, options.password);
+  const format = options.format ?? (text.includes('-----BEGIN ') ? 'pem' : 'pkcs12');
+  const { certs, keyPem } =
+    format === 'pem'
+      ? splitPem(text, label)
+      : readPkcs12(typeof data === 'string' ? Buffer.from(data, 'base64') : data, label, options.password);
 
   let key: ReturnType<typeof createPrivateKey>;
   try {
@@ -57,7 +73,7 @@ export function parseClientCertificate(
       `${label}: the private key cannot be read (encrypted PEM keys are not supported)`,
     );
   }
-  const parsed = certs.map((pem) => ({ pem, x509: new X509Certificate(pem) }));
+  const parsed = certs.map((pem) => ({ pem, x509: readX509(pem, label) }));
   // The leaf is the certificate that matches the private key, wherever it stands in the bundle.
   const leaf = parsed.find((c) => c.x509.checkPrivateKey(key));
   if (!leaf) throw new CertificateError(`${label}: no certificate matches the private key`);
@@ -77,6 +93,14 @@ export function parseClientCertificate(
     notBefore,
     notAfter,
   };
+}
+
+function readX509(pem: string, label: string): X509Certificate {
+  try {
+    return new X509Certificate(pem);
+  } catch {
+    throw new CertificateError(`${label}: a certificate in the content cannot be read`);
+  }
 }
 
 function splitPem(text: string, label: string): { certs: string[]; keyPem: string } {

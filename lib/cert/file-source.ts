@@ -1,6 +1,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import {
   CertificateError,
+  type CertificateLocation,
   type CertificateSource,
   type ClientCertificate,
   parseClientCertificate,
@@ -9,6 +10,7 @@ import {
 /** FPX_CERT_PATH: a PEM (certificate and key) or PFX file (FPX_CERT_PASSWORD), re-read when it changes. */
 export class FileCertificateSource implements CertificateSource {
   readonly description: string;
+  readonly location: CertificateLocation;
   private cached?: { certificate: ClientCertificate; mtimeMs: number };
 
   constructor(
@@ -16,6 +18,7 @@ export class FileCertificateSource implements CertificateSource {
     private readonly password?: string,
   ) {
     this.description = `certificate file ${path}`;
+    this.location = { kind: 'file', path };
   }
 
   async current(): Promise<ClientCertificate> {

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { parseStorageSettings, type StorageSettings } from '../storage/settings';
 
 /**
  * Every setting of the contract, parsed once into a typed config before any function is registered.
@@ -112,9 +113,6 @@ const alertDays = optionalText.transform((v, ctx) => {
 });
 
 const settingsSchema = z.object({
-  AzureWebJobsStorage: optionalText.pipe(
-    z.string({ error: 'a storage connection string' }).default('UseDevelopmentStorage=true'),
-  ),
   FPX_BASE_URL: httpsUrl('the FPX API base including /ftop/v1.2/api').pipe(
     z.string({ error: 'an https URL (the FPX API base including /ftop/v1.2/api)' }),
   ),
@@ -138,6 +136,8 @@ const settingsSchema = z.object({
       .optional(),
   ),
   CRM_WEBHOOK_SECRET: webhookSecrets,
+  CRM_DELIVERY_MAX_ATTEMPTS: positiveInt(8, 100),
+  CRM_DELIVERY_BACKOFF_SECONDS: positiveInt(30, 3600),
   CERT_ALERT_DAYS: alertDays,
   ALERT_EMAIL_TO: emailList,
   ALERT_EMAIL_FROM: optionalText.pipe(email.optional()),
@@ -165,7 +165,8 @@ export type CertificateSettings =
   | { kind: 'file'; path: string; password?: string };
 
 export interface Config {
-  storageConnection: string;
+  /** AzureWebJobsStorage: a connection string, or identity-based `AzureWebJobsStorage__*` settings. */
+  storage: StorageSettings;
   fpx: {
     baseUrl: string;
     certificate: CertificateSettings;
@@ -174,7 +175,8 @@ export interface Config {
     pageSize: number;
     origin?: string;
   };
-  crm: { webhookSecrets: string[] };
+  /** Webhook secrets; queued deliveries: FPX calls in all (the first included) and the first retry delay. */
+  crm: { webhookSecrets: string[]; deliveryMaxAttempts: number; deliveryBackoffSeconds: number };
   alerts: {
     days: number[];
     emailTo: string[];
@@ -213,6 +215,16 @@ function certificateSettings(s: Settings): CertificateSettings {
   return { kind: 'file', path: s.FPX_CERT_PATH, password: s.FPX_CERT_PASSWORD };
 }
 
+/** AzureWebJobsStorage in either form the Functions host accepts (lib/storage parses it). */
+function storageSettings(env: Record<string, string | undefined>): StorageSettings {
+  const result = parseStorageSettings(env);
+  if (!result.ok) {
+    const { setting, expected, missing } = result.problem;
+    throw new ConfigError(setting, expected, missing);
+  }
+  return result.settings;
+}
+
 /** Parses the environment into a Config, or throws one ConfigError naming the first bad setting. */
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
   const parsed = settingsSchema.safeParse(env);
@@ -229,7 +241,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     );
   }
   return {
-    storageConnection: s.AzureWebJobsStorage,
+    storage: storageSettings(env),
     fpx: {
       baseUrl: s.FPX_BASE_URL,
       certificate: certificateSettings(s),
@@ -238,7 +250,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       pageSize: s.FPX_PAGE_SIZE,
       origin: s.FPX_ORIGIN,
     },
-    crm: { webhookSecrets: s.CRM_WEBHOOK_SECRET },
+    crm: {
+      webhookSecrets: s.CRM_WEBHOOK_SECRET,
+      deliveryMaxAttempts: s.CRM_DELIVERY_MAX_ATTEMPTS,
+      deliveryBackoffSeconds: s.CRM_DELIVERY_BACKOFF_SECONDS,
+    },
     alerts: {
       days: s.CERT_ALERT_DAYS,
       emailTo: s.ALERT_EMAIL_TO,

@@ -75,7 +75,8 @@ export class FpxTransport {
   private readonly timeouts: { connectMs: number; headersMs: number; bodyMs: number };
   private readonly ca?: string[];
   private current?: { thumbprint: string; agent: Agent };
-  private lastAuthRefresh = 0;
+  /** The last refresh asked for because FPX refused us; callers refused within the minute share it. */
+  private authRefresh?: { at: number; result: Promise<ClientCertificate | undefined> };
 
   constructor(private readonly options: TransportOptions) {
     this.base = options.baseUrl.replace(/\/+$/, '');
@@ -88,11 +89,13 @@ export class FpxTransport {
   async call<S extends z.ZodType>(spec: CallSpec<S>): Promise<z.output<S>> {
     const startedAt = Date.now();
     const retriable = spec.method === 'GET';
+    let renewed = false;
     for (let attempt = 1; ; attempt++) {
       await this.limiter.acquire(spec.signal);
+      const certificate = await this.options.certificates.current();
       let error: FpxError;
       try {
-        return await this.send(spec);
+        return await this.send(spec, certificate);
       } catch (e) {
         if (!(e instanceof FpxError)) throw e;
         error = e;
@@ -101,8 +104,16 @@ export class FpxTransport {
         // FPX counts per user or IP, so every caller of this process waits, not just this one.
         this.limiter.pause(Date.now() + (error.retryAfterMs ?? this.backoff(attempt)));
       }
-      if (error.status === 401 || error.status === 403 || error.kind === 'tls')
-        await this.refreshCertificate(error);
+      if (refusedCertificate(error)) {
+        const now = await this.refreshCertificate(error);
+        // Refused with a certificate that has since been replaced: once more with the new one, whatever the
+        // method, when FPX did not act on the request (handshake refused, 401/403).
+        if (!renewed && !error.outcomeUnknown && now && now.thumbprint !== certificate.thumbprint) {
+          renewed = true;
+          this.stats.retries++;
+          continue;
+        }
+      }
       if (!retriable || !error.transient || attempt >= (spec.maxAttempts ?? this.retry.maxAttempts))
         throw error;
       const delay = error.status === 429 ? 0 : (error.retryAfterMs ?? this.backoff(attempt));
@@ -126,8 +137,11 @@ export class FpxTransport {
     return Math.round(Math.random() * ceiling);
   }
 
-  private async send<S extends z.ZodType>(spec: CallSpec<S>): Promise<z.output<S>> {
-    const agent = await this.agentFor(await this.options.certificates.current());
+  private async send<S extends z.ZodType>(
+    spec: CallSpec<S>,
+    certificate: ClientCertificate,
+  ): Promise<z.output<S>> {
+    const agent = this.agentFor(certificate);
     const url = `${this.base}${spec.path}${queryString(spec.query)}`;
     const headers: Record<string, string> = { accept: 'application/json', 'user-agent': 'fpx-crm-connector' };
     if (spec.body !== undefined) headers['content-type'] = 'application/json';
@@ -186,7 +200,7 @@ export class FpxTransport {
   }
 
   /** One Agent per certificate; a new certificate gets a new Agent and the old one closes once idle. */
-  private async agentFor(certificate: ClientCertificate): Promise<Agent> {
+  private agentFor(certificate: ClientCertificate): Agent {
     if (this.current?.thumbprint === certificate.thumbprint) return this.current.agent;
     const previous = this.current?.agent;
     const agent = new Agent({
@@ -204,14 +218,30 @@ export class FpxTransport {
     return agent;
   }
 
-  /** FPX refused us: maybe the certificate was rotated. Asks the source again, at most once a minute. */
-  private async refreshCertificate(error: FpxError): Promise<void> {
-    if (Date.now() - this.lastAuthRefresh < AUTH_REFRESH_INTERVAL_MS) return;
-    this.lastAuthRefresh = Date.now();
-    await this.options.certificates
+  /**
+   * FPX refused us: maybe the certificate was rotated. Asks the source again at most once a minute; resolves
+   * to the certificate current after that look (undefined if the source failed).
+   */
+  private refreshCertificate(error: FpxError): Promise<ClientCertificate | undefined> {
+    if (this.authRefresh && Date.now() - this.authRefresh.at < AUTH_REFRESH_INTERVAL_MS) {
+      return this.authRefresh.result;
+    }
+    const result = this.options.certificates
       .refresh(`FPX ${error.endpoint} answered ${error.status ?? error.kind}`)
       .catch(() => undefined);
+    this.authRefresh = { at: Date.now(), result };
+    return result;
   }
+}
+
+/**
+ * 401/403, a failed TLS handshake, or a connection closed before any answer: a TLS 1.3 server that rejects
+ * the client certificate after the handshake just closes the connection (Node's does), which looks like that.
+ */
+function refusedCertificate(error: FpxError): boolean {
+  if (error.status === 401 || error.status === 403 || error.kind === 'tls') return true;
+  const cause = error.cause as { code?: string; socket?: { bytesRead?: number } } | undefined;
+  return error.kind === 'network' && cause?.code === 'UND_ERR_SOCKET' && cause.socket?.bytesRead === 0;
 }
 
 const INVALID_JSON = Symbol('invalid JSON');

@@ -7,7 +7,7 @@ export const DETAILS_STREAM = 'details';
 const MAX_FAILED_LISTED = 200;
 const MAX_CONFLICT_RETRIES = 25;
 
-interface DetailsRow {
+export interface DetailsRow {
   partitionKey: string;
   rowKey: string;
   runId: string;
@@ -114,4 +114,14 @@ export async function recordTenantOutcome(
     }
   }
   throw new Error(`FpxSyncState ${DETAILS_STREAM}: too many concurrent updates`);
+}
+
+/** The `details` row, or undefined before the first fan-out. */
+export async function readDetailsState(state: TableClient): Promise<DetailsRow | undefined> {
+  try {
+    return await state.getEntity<DetailsRow>(SYNC_STATE_PARTITION, DETAILS_STREAM);
+  } catch (error) {
+    if ((error as { statusCode?: number }).statusCode === 404) return undefined;
+    throw error;
+  }
 }

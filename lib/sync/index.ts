@@ -1,6 +1,13 @@
 /** The table-sync engine: FPX listings in, Table Storage rows out. See README.md beside this file. */
 export { MAX_TRANSACTION_BYTES, MAX_TRANSACTION_ENTITIES } from './batch-writer';
-export { DETAILS_STREAM, recordTenantOutcome, startDetailsRun, type TenantOutcome } from './details-state';
+export {
+  DETAILS_STREAM,
+  type DetailsRow,
+  readDetailsState,
+  recordTenantOutcome,
+  startDetailsRun,
+  type TenantOutcome,
+} from './details-state';
 export { countedPages, type StreamDeps, syncReferrals, syncTenants, TABLES } from './fpx-streams';
 export { canonicalJson, contentHash, stableRowKey } from './hash';
 export { countTableRequests, type TableRequestCounts, withTableRequestCounts } from './request-counter';
@@ -26,7 +33,6 @@ export {
 export { SyncItemError, type SyncResult, type SyncStreamOptions, syncStream } from './sync-stream';
 export { tableKeyProblem } from './table-key';
 export {
-  DETAILS_STATE_PARTITION,
   type DetailsDeps,
   type FanOutResult,
   fanOutTenantDetails,

@@ -32,32 +32,21 @@ export interface SyncStateRow extends Partial<SyncRunRecord> {
   lastStartedAt?: string;
 }
 
-export async function recordRunStart(
-  state: TableClient,
-  stream: string,
-  startedAt: string,
-  partition = SYNC_STATE_PARTITION,
-): Promise<void> {
-  await state.upsertEntity({ partitionKey: partition, rowKey: stream, lastStartedAt: startedAt }, 'Merge');
+export async function recordRunStart(state: TableClient, stream: string, startedAt: string): Promise<void> {
+  await state.upsertEntity(
+    { partitionKey: SYNC_STATE_PARTITION, rowKey: stream, lastStartedAt: startedAt },
+    'Merge',
+  );
 }
 
-export async function recordRunEnd(
-  state: TableClient,
-  stream: string,
-  record: SyncRunRecord,
-  partition = SYNC_STATE_PARTITION,
-): Promise<void> {
-  await state.upsertEntity({ partitionKey: partition, rowKey: stream, ...record }, 'Merge');
+export async function recordRunEnd(state: TableClient, stream: string, record: SyncRunRecord): Promise<void> {
+  await state.upsertEntity({ partitionKey: SYNC_STATE_PARTITION, rowKey: stream, ...record }, 'Merge');
 }
 
 /** The stream's state row, or undefined before its first run. */
-export async function readSyncState(
-  state: TableClient,
-  stream: string,
-  partition = SYNC_STATE_PARTITION,
-): Promise<SyncStateRow | undefined> {
+export async function readSyncState(state: TableClient, stream: string): Promise<SyncStateRow | undefined> {
   try {
-    return await state.getEntity<SyncStateRow>(partition, stream);
+    return await state.getEntity<SyncStateRow>(SYNC_STATE_PARTITION, stream);
   } catch (error) {
     if ((error as { statusCode?: number }).statusCode === 404) return undefined;
     throw error;

@@ -15,7 +15,8 @@ export interface SyncStreamOptions<T extends object> {
   /** The table the rows go to, e.g. FpxReferrals. Created on first use. */
   rows: TableClient;
   /** FpxSyncState. Created on first use. */
-  state: TableClient;
+  /** FpxSyncState, created on first use. Without it no state row is kept (per-tenant details sum into `details`). */
+  state?: TableClient;
   /** The partition this listing covers completely: only its rows can be marked removed. */
   partitionKey: string;
   /** The item's RowKey, used exactly as returned (normalise ids before, e.g. in the FPX client). */
@@ -32,8 +33,6 @@ export interface SyncStreamOptions<T extends object> {
   maxInFlight?: number;
   /** A progress line every so many pages. Default 10. */
   progressEveryPages?: number;
-  /** FpxSyncState partition of the stream's row: `sync` (default) for the contract's streams, `details` per tenant. */
-  statePartition?: string;
 }
 
 export interface SyncResult {
@@ -97,7 +96,7 @@ export async function syncStream<T extends object>(options: SyncStreamOptions<T>
   const partitionProblem = tableKeyProblem(partitionKey);
   if (partitionProblem) throw new Error(`sync ${stream}: the partition key ${partitionProblem}`);
   countTableRequests(rows);
-  countTableRequests(state);
+  if (state) countTableRequests(state);
   return withTableRequestCounts((requests) => runSync(options, requests));
 }
 
@@ -183,8 +182,10 @@ async function runSync<T extends object>(options: SyncStreamOptions<T>, requests
 
   try {
     await ensureTableOnce(rows);
-    await ensureTableOnce(state);
-    await recordRunStart(state, stream, timestamp(), options.statePartition);
+    if (state) {
+      await ensureTableOnce(state);
+      await recordRunStart(state, stream, timestamp());
+    }
     const known = await readPartitionIndex(rows, partitionKey);
     let itemIndex = 0;
     for await (const page of options.pages) {
@@ -212,16 +213,13 @@ async function runSync<T extends object>(options: SyncStreamOptions<T>, requests
     await writer.settle();
     const failed = result('failed');
     try {
-      await recordRunEnd(
-        state,
-        stream,
-        {
+      if (state) {
+        await recordRunEnd(state, stream, {
           ...runRecord(failed),
           lastStatus: 'failed',
           lastError: safeErrorMessage(error),
-        },
-        options.statePartition,
-      );
+        });
+      }
     } catch (stateError) {
       log(`sync ${stream}: could not record the failure in FpxSyncState: ${safeErrorMessage(stateError)}`);
     }
@@ -229,17 +227,14 @@ async function runSync<T extends object>(options: SyncStreamOptions<T>, requests
     throw error;
   }
   const succeeded = result('succeeded');
-  await recordRunEnd(
-    state,
-    stream,
-    {
+  if (state) {
+    await recordRunEnd(state, stream, {
       ...runRecord(succeeded),
       lastStatus: 'succeeded',
       lastError: '',
       lastCompletedAt: timestamp(),
-    },
-    options.statePartition,
-  );
+    });
+  }
   log(summary(succeeded));
   return succeeded;
 }

@@ -7,9 +7,6 @@ import { stableRowKey } from './hash';
 import { type SyncResult, syncStream } from './sync-stream';
 
 export const TENANT_DETAILS_QUEUE = 'fpx-tenant-details';
-/** Per-tenant stream rows live in this FpxSyncState partition, apart from the contract's `sync` rows. */
-export const DETAILS_STATE_PARTITION = 'details';
-
 /** One tenant to read: claimed (listed by partnerTenants) and/or referred (with the referrals' rfaIds). */
 export const tenantDetailsMessage = z.object({
   tenantId: fpxSchemas.tenantId,
@@ -73,10 +70,9 @@ export async function syncTenantDetails(
   };
   // A referral's tenant without a claimed workload is read through its referrals only.
   const scopes: Array<string | undefined> = [...(message.claimed ? [undefined] : []), ...message.rfaIds];
+  // No state row per tenant and listing: the queue function sums each tenant into FpxSyncState's `details` row.
   const common = {
-    state: deps.table(TABLES.syncState),
     partitionKey: tenantId,
-    statePartition: DETAILS_STATE_PARTITION,
     log: deps.log,
     now: deps.now,
   };
@@ -136,17 +132,18 @@ export async function fanOutTenantDetails(
   deps: { table(name: string): TableClient; queue: QueueClient; now?: () => Date },
   runId: string,
 ): Promise<FanOutResult> {
-  const present = "PartitionKey eq '%s' and removedAt eq ''";
   const tenants = new Map<string, TenantDetailsMessage>();
-  for await (const row of deps.table(TABLES.tenants).listEntities<{ tenantId: string }>({
-    queryOptions: { filter: present.replace('%s', 'tenant'), select: ['tenantId'] },
-  })) {
+  for await (const row of presentRows<{ tenantId: string }>(deps.table(TABLES.tenants), 'tenant', [
+    'tenantId',
+  ])) {
     tenants.set(row.tenantId, { tenantId: row.tenantId, claimed: true, rfaIds: [], runId });
   }
   let referralOnly = 0;
-  for await (const row of deps.table(TABLES.referrals).listEntities<{ id: string; tenantId: string }>({
-    queryOptions: { filter: present.replace('%s', 'referral'), select: ['id', 'tenantId'] },
-  })) {
+  for await (const row of presentRows<{ id: string; tenantId: string }>(
+    deps.table(TABLES.referrals),
+    'referral',
+    ['id', 'tenantId'],
+  )) {
     let message = tenants.get(row.tenantId);
     if (!message) {
       message = { tenantId: row.tenantId, claimed: false, rfaIds: [], runId };
@@ -166,4 +163,15 @@ export async function fanOutTenantDetails(
     );
   }
   return { runId, enqueued: messages.length, claimed: messages.length - referralOnly, referralOnly };
+}
+
+/** Rows not marked removed; none when the table does not exist yet (that stream never ran). */
+async function* presentRows<T extends object>(table: TableClient, partition: string, select: string[]) {
+  try {
+    yield* table.listEntities<T>({
+      queryOptions: { filter: `PartitionKey eq '${partition}' and removedAt eq ''`, select },
+    });
+  } catch (error) {
+    if ((error as { statusCode?: number }).statusCode !== 404) throw error;
+  }
 }

@@ -1,0 +1,104 @@
+/**
+ * Per-tenant details through the local host's queue processing (issue 7's figures).
+ *   npm run bench:details [-- --tenants 500 --limit 3000]
+ * Sandbox and client both at L calls/min; pollTenants fans out one message per tenant and the host's
+ * queue trigger runs syncTenantDetails for each. Prints the FPX calls made against the calls the data
+ * needs, wall time over the rate-limit floor (calls − 1) ÷ (L/60) (target ≤ 1.10) and the 429s (target 0).
+ */
+import { parseArgs } from 'node:util';
+import { startAzurite } from '../dev/azurite';
+import { DEFAULT_ENTRY, startHost } from '../dev/host/host';
+import { memoryLogger } from '../dev/host/logger';
+import { startSandbox } from '../dev/sandbox';
+import { SCHEDULE_DEFAULTS } from '../lib/config';
+import { tableClient } from '../lib/storage';
+import { readDetailsState } from '../lib/sync';
+
+const { values } = parseArgs({
+  options: { tenants: { type: 'string', default: '500' }, limit: { type: 'string', default: '3000' } },
+});
+const TENANTS = Number(values.tenants);
+const L = Number(values.limit);
+const PAGE_SIZE = 25;
+
+async function main() {
+  const azurite = await startAzurite();
+  const sandbox = await startSandbox({ data: { tenants: TENANTS, referrals: 0 }, rateLimitPerMinute: L });
+  const settings = {
+    AzureWebJobsStorage: azurite.connectionString,
+    FPX_BASE_URL: sandbox.url,
+    FPX_CERT_PATH: sandbox.certs.client.pemPath,
+    FPX_CA_PATH: sandbox.certs.ca.path,
+    FPX_RATE_LIMIT_PER_MINUTE: String(L),
+    FPX_PAGE_SIZE: String(PAGE_SIZE),
+  };
+  const logger = memoryLogger();
+  const host = await startHost({
+    entry: DEFAULT_ENTRY,
+    port: 0,
+    settings,
+    settingDefaults: { ...SCHEDULE_DEFAULTS },
+    timers: false,
+    queuePollIntervalMs: { min: 20, max: 500 },
+    logger,
+  });
+  try {
+    // What the data needs: per tenant one entitlements call, the contact pages, the note pages of every
+    // category (an empty listing is still one call), and the note categories once per process.
+    const categories = sandbox.data.reference.noteCategories.map((c) => Number(c.id));
+    const pages = (n: number) => Math.max(1, Math.ceil(n / PAGE_SIZE));
+    let needed = 1 + pages(sandbox.data.partnerTenants.length); // + the pollTenants listing itself
+    for (const tenant of sandbox.data.partnerTenants) {
+      const details = sandbox.data.tenants.get(tenant.tenantId);
+      if (!details) throw new Error('sandbox tenant without details');
+      const own = <T extends { rfaId: number | null }>(list: T[]) => list.filter((e) => e.rfaId === null);
+      needed += 1 + pages(own(details.contacts).length);
+      for (const category of categories) {
+        needed += pages(
+          own(details.notes).filter((n) => Number(n.note.noteCategory?.id) === category).length,
+        );
+      }
+    }
+
+    sandbox.clearRequests();
+    const started = performance.now();
+    const poll = await host.invoke('pollTenants');
+    if (poll.outcome !== 'Succeeded') throw new Error(`pollTenants failed: ${poll.error?.message}`);
+    const { fanOut } = poll.result as { fanOut: { enqueued: number; runId: string } };
+    const state = tableClient(azurite.connectionString, 'FpxSyncState');
+    for (;;) {
+      const row = await readDetailsState(state);
+      const done = Number(row?.tenantsSucceeded ?? 0) + Number(row?.tenantsFailed ?? 0);
+      if (row?.runId === fanOut.runId && done >= fanOut.enqueued) {
+        if (Number(row.tenantsFailed) > 0) console.log(`failed tenants: ${row.failedTenants}`);
+        break;
+      }
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    const wall = (performance.now() - started) / 1000;
+    const calls = sandbox.requests.length;
+    const throttled = sandbox.requests.filter((r) => r.status === 429).length;
+    const repeats = calls - new Set(sandbox.requests.map((r) => `${r.path}?${JSON.stringify(r.query)}`)).size;
+    const floor = (calls - 1) / (L / 60);
+    console.log(
+      `pollTenants + ${fanOut.enqueued} tenants at L=${L}/min (client and sandbox): ${calls} FPX calls, the data needs ${needed} ` +
+        `(repeated requests: ${repeats}); ${wall.toFixed(1)} s, floor ${floor.toFixed(1)} s, ` +
+        `ratio ${(wall / floor).toFixed(3)} (target <= 1.10); 429s: ${throttled} (target 0)`,
+    );
+    // Unused categories would also be fetched: show the split for the record.
+    const failures = logger.entries.filter((e) => e.level === 'error' && e.category === 'host');
+    console.log(
+      `note categories: ${categories.join(', ')}; page size ${PAGE_SIZE}; failed invocations: ${failures.length}`,
+    );
+    for (const f of failures.slice(0, 3)) console.log(`  ${f.message}`);
+  } finally {
+    await host.stop();
+    await sandbox.close();
+    await azurite.stop();
+  }
+}
+
+main().catch((error) => {
+  console.error(error);
+  process.exit(1);
+});
