@@ -298,6 +298,8 @@ describe('retries and the rate limit', () => {
     const fpx = client();
     sandbox.injectFault({ kind: '429', retryAfter: '1' }, { path: /^\/services$/ });
     const first = fpx.referenceList('services');
+    // Once the client has counted the 429 its pause is in force (set in the same turn).
+    await until(() => (fpx.transport.stats.throttled === 1 ? true : undefined));
     const throttled = await until(() => sandbox.requests.find((r) => r.status === 429));
     // Callers that start after the 429 wait for FPX's second as well.
     const others = await Promise.all([fpx.referenceList('timezones'), fpx.referenceList('adminTypes')]);
