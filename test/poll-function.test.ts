@@ -27,7 +27,11 @@ test('pollReferrals and pollTenants succeed through the real entry; an outage fa
   expect(referrals.result).toMatchObject({ stream: 'referrals', status: 'succeeded', seen: 30, apiCalls: 5 });
 
   const tenants = await invokeFunction(DEFAULT_ENTRY, 'pollTenants', undefined, settings);
-  expect(tenants.result).toMatchObject({ stream: 'tenants', status: 'succeeded', seen: 12, apiCalls: 2 });
+  expect(tenants.result).toMatchObject({
+    sync: { stream: 'tenants', status: 'succeeded', seen: 12, apiCalls: 2 },
+    // Every claimed and every referred tenant goes onto fpx-tenant-details.
+    fanOut: { claimed: 12 },
+  });
 
   sandbox.setOutage(true);
   try {
