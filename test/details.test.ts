@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { TableClient } from '@azure/data-tables';
 import { afterAll, beforeAll, describe, expect, inject, test } from 'vitest';
+import { type AzuriteInstance, startAzurite } from '../dev/azurite';
 import { DEFAULT_ENTRY, type RunningHost, startHost } from '../dev/host/host';
 import { memoryLogger } from '../dev/host/logger';
 import { type Sandbox, startSandbox } from '../dev/sandbox';
@@ -181,11 +182,14 @@ describe('syncTenantDetails', () => {
 
 describe('through the local host and the real queue', () => {
   let host: RunningHost;
+  let azurite: AzuriteInstance;
   let settings: Record<string, string>;
 
+  // The real entry polls the contract's queues: its own Azurite keeps it apart from other suites' hosts.
   beforeAll(async () => {
+    azurite = await startAzurite();
     settings = {
-      AzureWebJobsStorage: inject('storageConnection'),
+      AzureWebJobsStorage: azurite.connectionString,
       FPX_BASE_URL: sandbox.url,
       FPX_CERT_PATH: sandbox.certs.client.pemPath,
       FPX_CA_PATH: sandbox.certs.ca.path,
@@ -204,7 +208,10 @@ describe('through the local host and the real queue', () => {
       logger: memoryLogger(),
     });
   });
-  afterAll(() => host?.stop());
+  afterAll(async () => {
+    await host?.stop();
+    await azurite?.stop();
+  });
 
   test('pollTenants fans out; every tenant is synced; a failing tenant lands in poison without stopping the others', async () => {
     const broken = sandbox.data.partnerTenants[2];

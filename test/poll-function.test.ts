@@ -1,4 +1,5 @@
-import { afterAll, beforeAll, expect, inject, test } from 'vitest';
+import { afterAll, beforeAll, expect, test } from 'vitest';
+import { type AzuriteInstance, startAzurite } from '../dev/azurite';
 import { DEFAULT_ENTRY } from '../dev/host/host';
 import { invokeFunction } from '../dev/invoke';
 import { type Sandbox, startSandbox } from '../dev/sandbox';
@@ -6,19 +7,25 @@ import { tableClient } from '../lib/storage';
 import { readSyncState } from '../lib/sync';
 
 let sandbox: Sandbox;
+let azurite: AzuriteInstance;
 let settings: Record<string, string>;
 
+// The real entry uses the contract's table and queue names: its own Azurite keeps other suites' hosts off them.
 beforeAll(async () => {
+  azurite = await startAzurite();
   sandbox = await startSandbox({ data: { tenants: 12, referrals: 30 }, rateLimitPerMinute: 0 });
   settings = {
-    AzureWebJobsStorage: inject('storageConnection'),
+    AzureWebJobsStorage: azurite.connectionString,
     FPX_BASE_URL: sandbox.url,
     FPX_CERT_PATH: sandbox.certs.client.pemPath,
     FPX_CA_PATH: sandbox.certs.ca.path,
     FPX_PAGE_SIZE: '7',
   };
 });
-afterAll(() => sandbox.close());
+afterAll(async () => {
+  await sandbox.close();
+  await azurite.stop();
+});
 
 // The real composition root, run the way `npm run invoke -- pollReferrals` runs it.
 test('pollReferrals and pollTenants succeed through the real entry; an outage fails the invocation', async () => {
