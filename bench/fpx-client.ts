@@ -22,7 +22,11 @@ const concurrency = Number(values.concurrency);
 const limit = Number(values.limit);
 const limitedCalls = Number(values['limited-calls']);
 
-async function run(fpx: FpxClient, total: number, workers: number): Promise<{ seconds: number; failed: number }> {
+async function run(
+  fpx: FpxClient,
+  total: number,
+  workers: number,
+): Promise<{ seconds: number; failed: number }> {
   let next = 0;
   let failed = 0;
   const started = performance.now();
@@ -53,7 +57,9 @@ async function main() {
     const unlimited = make(10_000_000);
     await run(unlimited, 200, concurrency); // warm-up: TLS sessions, JIT
     const open = await run(unlimited, calls, concurrency);
-    console.log(`limits off: ${calls} calls, ${open.failed} failed, ${(calls / open.seconds).toFixed(0)} calls/s`);
+    console.log(
+      `limits off: ${calls} calls, ${open.failed} failed, ${(calls / open.seconds).toFixed(0)} calls/s`,
+    );
     await unlimited.transport.close();
 
     sandbox.setRateLimit(limit);

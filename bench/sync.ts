@@ -55,7 +55,11 @@ async function main() {
     return client;
   };
   const memo = new Map<string, ReturnType<typeof table>>();
-  const tables = (name: string) => memo.get(name) ?? memo.set(name, table(name)).get(name)!;
+  const tables = (name: string) => {
+    const client = memo.get(name) ?? table(name);
+    memo.set(name, client);
+    return client;
+  };
   const transport = (perMinute: number) =>
     new FpxTransport({
       baseUrl: sandbox.url,
@@ -113,27 +117,45 @@ async function peakRss(storage: string, referrals: number) {
   const sandboxPort = 20_000 + Math.floor(Math.random() * 20_000);
   const sandbox = spawn(
     process.execPath,
-    ['--import', 'tsx', 'dev/sandbox/main.ts', '--port', String(sandboxPort), '--referrals', String(referrals), '--rate-limit', '0'],
+    [
+      '--import',
+      'tsx',
+      'dev/sandbox/main.ts',
+      '--port',
+      String(sandboxPort),
+      '--referrals',
+      String(referrals),
+      '--rate-limit',
+      '0',
+    ],
     { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] },
   );
   try {
     const url = await firstMatch(sandbox, /listening on (\S+)/);
     const certs = path.join(ROOT, '.local', 'certs');
-    const run = spawn(process.execPath, ['--import', 'tsx', 'bench/sync-run.ts', '--suffix', randomBytes(3).toString('hex')], {
-      cwd: ROOT,
-      env: {
-        ...process.env,
-        AzureWebJobsStorage: storage,
-        FPX_BASE_URL: url,
-        FPX_CERT_PATH: path.join(certs, 'client.pem'),
-        FPX_CA_PATH: path.join(certs, 'ca.pem'),
-        FPX_PAGE_SIZE: '100',
-        FPX_RATE_LIMIT_PER_MINUTE: '60000',
+    const run = spawn(
+      process.execPath,
+      ['--import', 'tsx', 'bench/sync-run.ts', '--suffix', randomBytes(3).toString('hex')],
+      {
+        cwd: ROOT,
+        env: {
+          ...process.env,
+          AzureWebJobsStorage: storage,
+          FPX_BASE_URL: url,
+          FPX_CERT_PATH: path.join(certs, 'client.pem'),
+          FPX_CA_PATH: path.join(certs, 'ca.pem'),
+          FPX_PAGE_SIZE: '100',
+          FPX_RATE_LIMIT_PER_MINUTE: '60000',
+        },
+        stdio: ['ignore', 'pipe', 'inherit'],
       },
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
+    );
     const line = await firstMatch(run, /^(\{.*\})$/m);
-    return JSON.parse(line) as { result: { apiCalls: number; entityWrites: number }; wallMs: number; peakRssMb: number };
+    return JSON.parse(line) as {
+      result: { apiCalls: number; entityWrites: number };
+      wallMs: number;
+      peakRssMb: number;
+    };
   } finally {
     sandbox.kill('SIGINT');
   }

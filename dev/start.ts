@@ -125,6 +125,7 @@ async function main(): Promise<void> {
     console.log('');
     console.log(`Try:  curl ${host.url}/api/health`);
     console.log('      npm run invoke -- health');
+    console.log('      npm run webhook -- notes dev/examples/note.json   (a signed CRM webhook)');
     console.log('Ctrl-C stops everything.');
   } catch (error) {
     console.error(`npm start failed: ${(error as Error).message}`);

@@ -5,9 +5,16 @@
  */
 import { loadConfig } from '../lib/config';
 import { registerCertExpiryCheck } from './certExpiryCheck';
+import { registerCrmContacts } from './crmContacts';
+import { registerCrmDelivery } from './crmDelivery';
+import { registerCrmEntitlements } from './crmEntitlements';
+import { registerCrmNotes } from './crmNotes';
+import { registerDeliverCrmRequest } from './deliverCrmRequest';
 import { registerHealth } from './health';
+import { registerOpenApi } from './openapi';
 import { registerPollReferrals } from './pollReferrals';
 import { registerPollTenants } from './pollTenants';
+import { registerPurgeCrmDeliveries } from './purgeCrmDeliveries';
 import { buildServices } from './services';
 import { registerSyncTenantDetails } from './syncTenantDetails';
 
@@ -18,3 +25,10 @@ registerPollTenants(services);
 registerSyncTenantDetails(services);
 registerHealth(services);
 registerCertExpiryCheck(services);
+registerCrmNotes(services);
+registerCrmContacts(services);
+registerCrmEntitlements(services);
+registerCrmDelivery(services);
+registerDeliverCrmRequest(services);
+registerOpenApi();
+registerPurgeCrmDeliveries(services);

@@ -36,6 +36,10 @@ const CONTRACT: Record<string, ContractTrigger> = {
   deliverCrmRequest: { type: 'queueTrigger', queueName: 'crm-deliveries' },
   certExpiryCheck: { type: 'timerTrigger', schedule: '%CERT_CHECK_SCHEDULE%' },
   health: { type: 'httpTrigger', methods: ['GET'], route: 'health' },
+  // Added beyond ARCHITECTURE.md's table (README "Functions"): the webhooks' OpenAPI document and the
+  // daily purge of finished deliveries past their 7-day retention.
+  openapi: { type: 'httpTrigger', methods: ['GET'], route: 'openapi.json' },
+  purgeCrmDeliveries: { type: 'timerTrigger', schedule: '0 30 3 * * *' },
 };
 
 /** The trigger as registered, in the contract's terms (unresolved `%SETTING%` references kept). */

@@ -149,7 +149,7 @@ describe('syncTenantDetails', () => {
       .map((t) => canonical(t.tenantId))
       .filter((id) => {
         const d = sandbox.data.tenants.get(id);
-        return d && d.contacts.some((c) => c.rfaId === null) && d.notes.some((n) => n.rfaId === null);
+        return d?.contacts.some((c) => c.rfaId === null) && d.notes.some((n) => n.rfaId === null);
       });
     const [a, b] = withData;
     if (!a || !b) throw new Error('sandbox data: need two tenants with contacts and notes');

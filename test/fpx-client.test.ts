@@ -80,7 +80,9 @@ describe('mutual TLS', () => {
 
   test('a wrong PFX password is a clear error naming the file, not its content', async () => {
     const source = new FileCertificateSource(sandbox.certs.client.pfxPath, 'wrong password');
-    await expect(source.current()).rejects.toThrow(/client\.pfx: the PKCS#12 \(PFX\) password is wrong or missing/);
+    await expect(source.current()).rejects.toThrow(
+      /client\.pfx: the PKCS#12 \(PFX\) password is wrong or missing/,
+    );
   });
 });
 
@@ -129,7 +131,8 @@ describe('endpoints', () => {
     const fpx = client();
     const { tenantId, serviceId, records } = await firstTenantWithEntitlements(fpx);
     const [first] = records;
-    if (!first || first.entitlementCount < 2) throw new Error('sandbox data: expected a record with 2+ seats');
+    if (!first || first.entitlementCount < 2)
+      throw new Error('sandbox data: expected a record with 2+ seats');
     // Moving seats needs two calls under the sum rule: shrink, then add — the sandbox checks the sum on each.
     const shrunk = fpx.updateEntitlement(tenantId.toUpperCase(), serviceId, {
       serviceIntentId: first.serviceIntentId,
@@ -262,11 +265,15 @@ describe('retries and the rate limit', () => {
   test('POST and PATCH are never resent; an unanswered create is flagged outcome-unknown', async () => {
     const fpx = client();
     sandbox.injectFault({ kind: '5xx', status: 503 }, { method: 'POST' });
-    const failed = (await fpx.createNote(sandboxTenantId(2), { text: 'a', noteCategoryId: 1 }).catch((e) => e)) as FpxError;
+    const failed = (await fpx
+      .createNote(sandboxTenantId(2), { text: 'a', noteCategoryId: 1 })
+      .catch((e) => e)) as FpxError;
     expect(failed).toMatchObject({ status: 503, transient: true, outcomeUnknown: false });
 
     sandbox.injectFault({ kind: 'dropAfterHandling' }, { method: 'POST' });
-    const dropped = (await fpx.createNote(sandboxTenantId(2), { text: 'b', noteCategoryId: 1 }).catch((e) => e)) as FpxError;
+    const dropped = (await fpx
+      .createNote(sandboxTenantId(2), { text: 'b', noteCategoryId: 1 })
+      .catch((e) => e)) as FpxError;
     expect(dropped).toMatchObject({ kind: 'network', outcomeUnknown: true, transient: true });
 
     sandbox.injectFault({ kind: '5xx', status: 502 }, { method: 'PATCH' });
@@ -345,7 +352,11 @@ async function firstTenantWithEntitlements(fpx: FpxClient) {
     const records = await fpx.entitlements(tenantId);
     const serviceId = Number((records[0] as { serviceId?: unknown } | undefined)?.serviceId);
     if (records.length > 0 && Number.isInteger(serviceId)) {
-      return { tenantId: tenantId.toLowerCase(), serviceId, records: await fpx.entitlements(tenantId, [serviceId]) };
+      return {
+        tenantId: tenantId.toLowerCase(),
+        serviceId,
+        records: await fpx.entitlements(tenantId, [serviceId]),
+      };
     }
   }
   throw new Error('sandbox data: no tenant with entitlements');
@@ -368,4 +379,3 @@ async function firstIntId(fpx: FpxClient, list: 'contactTypes'): Promise<string>
   const item = (await fpx.referenceList(list)).find((i) => /^\d+$/.test(String(i.id)));
   return String(item?.id);
 }
-

@@ -1,0 +1,13 @@
+import { app } from '@azure/functions';
+import { crmDeps, deliveryStatus } from '../lib/crm';
+import type { Services } from './services';
+
+/** GET /api/crm/deliveries/{id}: a delivery's state; signed by the CRM like a webhook (empty body). */
+export function registerCrmDelivery(services: Services): void {
+  app.http('crmDelivery', {
+    methods: ['GET'],
+    route: 'crm/deliveries/{id}',
+    authLevel: 'anonymous',
+    handler: (request) => deliveryStatus(crmDeps(services), request, request.params.id ?? ''),
+  });
+}

@@ -1,0 +1,14 @@
+import { app } from '@azure/functions';
+import { crmDeps, handleWebhook } from '../lib/crm';
+import type { Services } from './services';
+
+/** POST /api/crm/entitlements: a signed CRM webhook adding or updating an entitlement status record in FPX. */
+export function registerCrmEntitlements(services: Services): void {
+  app.http('crmEntitlements', {
+    methods: ['POST'],
+    route: 'crm/entitlements',
+    // The Standard Webhooks signature is the authentication (checked before anything else).
+    authLevel: 'anonymous',
+    handler: (request, context) => handleWebhook(crmDeps(services), 'entitlements', request, context),
+  });
+}

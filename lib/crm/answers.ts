@@ -1,0 +1,62 @@
+import type { HttpResponseInit } from '@azure/functions';
+import { z } from 'zod';
+
+/**
+ * Every answer the webhook endpoints give (the contract's table), as zod schemas: the handlers build
+ * their bodies with the functions below, and the OpenAPI document is generated from the same schemas.
+ */
+
+export const REPLAYED_HEADER = 'Idempotent-Replayed';
+
+const deliveryId = z.uuid().meta({ description: 'Our id for this delivery; GET /api/crm/deliveries/{id}' });
+export const fieldErrorsSchema = z
+  .record(z.string(), z.array(z.string()))
+  .meta({ description: 'Reasons by field (dotted path), e.g. {"noteCategoryId": ["expected an integer"]}' });
+
+export const deliveredAnswer = (result: z.ZodType = z.unknown()) =>
+  z.object({
+    status: z.literal('delivered'),
+    deliveryId,
+    result: result.meta({ description: "FPX's answer body" }),
+  });
+export const queuedAnswer = z.object({ status: z.literal('queued'), deliveryId });
+export const rejectedAnswer = z.object({
+  status: z.literal('rejected'),
+  deliveryId,
+  message: z.string().meta({ description: "FPX's message" }),
+  errors: fieldErrorsSchema.meta({ description: "FPX's field errors (its 400), e.g. {Email: [...]}" }),
+});
+export const invalidAnswer = z.object({ message: z.string(), errors: fieldErrorsSchema });
+export const messageAnswer = z.object({ message: z.string() });
+
+export const DELIVERY_STATUSES = ['queued', 'delivered', 'rejected', 'failed'] as const;
+export type PublicDeliveryStatus = (typeof DELIVERY_STATUSES)[number];
+export const deliveryStatusAnswer = z.object({
+  deliveryId,
+  status: z.enum(DELIVERY_STATUSES),
+  attempts: z.int().nonnegative().meta({ description: 'Calls made to FPX so far' }),
+  lastError: z.string().optional(),
+  result: z.unknown().optional().meta({ description: "FPX's answer body, once delivered" }),
+});
+
+type Json = Record<string, unknown>;
+const answer = (status: number, body: Json, headers?: Record<string, string>): HttpResponseInit => ({
+  status,
+  jsonBody: body,
+  headers,
+});
+
+export const delivered = (id: string, result: unknown) =>
+  answer(200, { status: 'delivered', deliveryId: id, result: result ?? null });
+export const queued = (id: string) => answer(202, { status: 'queued', deliveryId: id });
+export const rejected = (id: string, message: string, errors: Record<string, string[]>) =>
+  answer(422, { status: 'rejected', deliveryId: id, message, errors });
+export const invalid = (message: string, errors: Record<string, string[]>) =>
+  answer(400, { message, errors });
+export const failure = (status: 401 | 404 | 409 | 413 | 415 | 422 | 503, message: string) =>
+  answer(status, { message });
+
+/** The same answer again, marked as a replay of the first. */
+export function replayed(first: HttpResponseInit): HttpResponseInit {
+  return { ...first, headers: { ...(first.headers as Record<string, string>), [REPLAYED_HEADER]: 'true' } };
+}

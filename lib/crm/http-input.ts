@@ -1,0 +1,123 @@
+import { createHash } from 'node:crypto';
+import type { HttpRequest, HttpResponseInit } from '@azure/functions';
+import { failure, invalid } from './answers';
+import { type CrmOperation, parsePayload, type WebhookEndpoint } from './payloads';
+import { verifyWebhookSignature } from './signature';
+
+/** Bodies up to 5 MiB: a note of 1,048,576 characters fits even when every one needs 3 bytes of UTF-8. */
+export const MAX_BODY_BYTES = 5 * 1024 * 1024;
+/** The header through which the CRM passes its end user's JWT (forwarded to FPX, never logged or stored). */
+export const END_USER_TOKEN_HEADER = 'x-end-user-token';
+const WEBHOOK_ID = /^[\x21-\x7e]{1,256}$/;
+const TOKEN = /^[\x21-\x7e]{1,16384}$/;
+
+export interface WebhookInput {
+  webhookId: string;
+  operation: CrmOperation;
+  /** sha256 of the endpoint and the body bytes: the same webhook-id with another body is refused. */
+  fingerprint: string;
+  endUserToken?: string;
+}
+
+export type WebhookInputResult = { ok: true; input: WebhookInput } | { ok: false; answer: HttpResponseInit };
+
+const refuse = (answer: HttpResponseInit): WebhookInputResult => ({ ok: false, answer });
+
+/**
+ * Everything checked before a webhook may claim its id: a webhook secret is configured (else 503), the
+ * signature (401), the size (413), JSON content (415), the payload (400). Nothing is parsed before the
+ * signature is verified; only the length is looked at first, so a huge body is not hashed.
+ */
+export async function readWebhookRequest(
+  request: HttpRequest,
+  endpoint: WebhookEndpoint,
+  keys: readonly Buffer[],
+  nowMs: number,
+): Promise<WebhookInputResult> {
+  if (keys.length === 0) {
+    return refuse(failure(503, 'Webhooks are refused: no CRM_WEBHOOK_SECRET is configured'));
+  }
+  const declared = Number(request.headers.get('content-length') ?? 0);
+  if (declared > MAX_BODY_BYTES) return refuse(tooLarge());
+  const body = await readBody(request);
+  if (body.length > MAX_BODY_BYTES) return refuse(tooLarge());
+
+  const signature = verifyWebhookSignature(keys, signatureHeaders(request), body, nowMs);
+  if (!signature.ok) return refuse(failure(401, signature.message));
+  const { webhookId } = signature;
+  if (!WEBHOOK_ID.test(webhookId)) {
+    return refuse(
+      invalid('Invalid webhook-id', { 'webhook-id': ['1 to 256 printable ASCII characters without spaces'] }),
+    );
+  }
+
+  const contentType = request.headers.get('content-type') ?? '';
+  if (!isJsonContentType(contentType)) {
+    return refuse(failure(415, 'Content-Type must be application/json (UTF-8)'));
+  }
+  const token = endUserToken(request.headers.get(END_USER_TOKEN_HEADER));
+  if (token === false) {
+    return refuse(
+      invalid('Invalid X-End-User-Token', {
+        'X-End-User-Token': ['a JWT, optionally prefixed with "Bearer ", without spaces'],
+      }),
+    );
+  }
+
+  const json = parseJson(body);
+  if (!json.ok) return refuse(invalid('The body is not valid JSON', { body: [json.reason] }));
+  const payload = parsePayload(endpoint, json.value);
+  if (!payload.ok) return refuse(invalid('The body does not match the schema', payload.errors));
+
+  const fingerprint = fingerprintOf(endpoint, body);
+  return { ok: true, input: { webhookId, operation: payload.operation, fingerprint, endUserToken: token } };
+}
+
+/** sha256 of the endpoint and the exact body bytes. */
+export function fingerprintOf(endpoint: WebhookEndpoint, body: Buffer): string {
+  return createHash('sha256').update(`${endpoint}\n`).update(body).digest('hex');
+}
+
+export function signatureHeaders(request: HttpRequest) {
+  return {
+    id: request.headers.get('webhook-id'),
+    timestamp: request.headers.get('webhook-timestamp'),
+    signature: request.headers.get('webhook-signature'),
+  };
+}
+
+const tooLarge = () => failure(413, `The body is larger than ${MAX_BODY_BYTES} bytes (5 MiB)`);
+
+async function readBody(request: HttpRequest): Promise<Buffer> {
+  return Buffer.from(await request.arrayBuffer());
+}
+
+/** `application/json`, with at most a UTF-8 charset parameter. */
+function isJsonContentType(value: string): boolean {
+  const [type, ...params] = value.split(';').map((part) => part.trim().toLowerCase());
+  if (type !== 'application/json') return false;
+  return params.every((param) => !param.startsWith('charset=') || /^charset="?utf-8"?$/.test(param));
+}
+
+/** undefined when absent, false when malformed; a `Bearer ` prefix is dropped. */
+function endUserToken(header: string | null): string | undefined | false {
+  if (header === null || header.trim() === '') return undefined;
+  const token = header.trim().replace(/^Bearer\s+/i, '');
+  return TOKEN.test(token) ? token : false;
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+function parseJson(body: Buffer): { ok: true; value: unknown } | { ok: false; reason: string } {
+  let text: string;
+  try {
+    text = utf8.decode(body);
+  } catch {
+    return { ok: false, reason: 'not UTF-8' };
+  }
+  try {
+    return { ok: true, value: JSON.parse(text) };
+  } catch (error) {
+    return { ok: false, reason: (error as Error).message.slice(0, 200) };
+  }
+}

@@ -1,0 +1,37 @@
+/** CRM → FPX webhooks: verification, payload schemas, idempotency and durable delivery. See README.md. */
+export { REPLAYED_HEADER } from './answers';
+export { retryDelaySeconds } from './backoff';
+export {
+  DELIVERY_POISON_QUEUE,
+  DELIVERY_QUEUE,
+  DeliveryQueue,
+  encodeDeliveryMessage,
+} from './delivery-queue';
+export { deliveryIdFor } from './delivery-steps';
+export { DELIVERIES_TABLE, type Delivery, DeliveryStore, RETENTION_DAYS } from './delivery-store';
+export {
+  type CrmDeps,
+  type CrmLog,
+  type CrmServices,
+  crmDeps,
+  DEFAULT_POLICY,
+  type DeliveryPolicy,
+} from './deps';
+export { END_USER_TOKEN_HEADER, MAX_BODY_BYTES } from './http-input';
+export { openApiDocument } from './openapi';
+export {
+  type CrmOperation,
+  contactCreatePayload,
+  contactPayload,
+  contactUpdatePayload,
+  entitlementPayload,
+  notePayload,
+  parsePayload,
+  WEBHOOK_ENDPOINTS,
+  type WebhookEndpoint,
+} from './payloads';
+export { PendingWrites } from './pending-writes';
+export { SIGNATURE_TOLERANCE_SECONDS, signWebhook, verifyWebhookSignature, webhookKeys } from './signature';
+export { deliveryStatus } from './status';
+export { handleWebhook } from './webhook';
+export { deliverQueuedRequest, type WorkerOutcome } from './worker';

@@ -1,0 +1,216 @@
+/**
+ * Durable delivery through the queue worker's handler, against real Azurite queues and the sandbox:
+ * retries with backoff, the poison path with its alert, and creates whose outcome was unknown.
+ */
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, expect, inject, test } from 'vitest';
+import { decodeBase64Message } from '../dev/host/queue-message';
+import { type Sandbox, startSandbox } from '../dev/sandbox';
+import {
+  type CrmDeps,
+  type CrmLog,
+  deliverQueuedRequest,
+  deliveryIdFor,
+  handleWebhook,
+  type WorkerOutcome,
+} from '../lib/crm';
+import { unpackJson } from '../lib/crm/blob';
+import {
+  bodyOf,
+  crmFixture,
+  loggedContext,
+  noteCreates,
+  storedNotes,
+  TENANT,
+  waitFor,
+  webhookRequest,
+} from './crm-support';
+
+let sandbox: Sandbox;
+const connection = inject('storageConnection');
+
+beforeAll(async () => {
+  sandbox = await startSandbox({ data: { tenants: 4, referrals: 2 }, rateLimitPerMinute: 0 });
+});
+afterAll(() => sandbox.close());
+
+/** Plays the queue trigger: takes visible messages and hands each to the worker, as the host would. */
+async function runWorker(deps: CrmDeps, lines: string[] = []): Promise<WorkerOutcome[]> {
+  const received = await deps.queue.main.receiveMessages({ numberOfMessages: 32, visibilityTimeout: 60 });
+  const outcomes: WorkerOutcome[] = [];
+  for (const message of received.receivedMessageItems) {
+    const text = decodeBase64Message(message.messageText)?.toString('utf8') ?? message.messageText;
+    const log: CrmLog = {
+      log: () => undefined,
+      warn: () => undefined,
+      error: (...args: unknown[]) => lines.push(args.join(' ')),
+    };
+    outcomes.push(await deliverQueuedRequest(deps, JSON.parse(text), log));
+    await deps.queue.main.deleteMessage(message.messageId, message.popReceipt);
+  }
+  return outcomes;
+}
+
+async function post(
+  deps: CrmDeps,
+  secrets: string[],
+  body: Record<string, unknown>,
+  webhookId = `msg_${randomUUID()}`,
+) {
+  const request = webhookRequest('notes', JSON.stringify(body), { secrets, webhookId });
+  const answer = await handleWebhook(deps, 'notes', request, loggedContext().context);
+  return { status: answer.status, body: bodyOf(answer), deliveryId: deliveryIdFor(webhookId) };
+}
+
+test('queued while FPX is down, delivered by the worker once it is back', async () => {
+  const fx = crmFixture(connection, sandbox);
+  const text = `outage ${randomUUID()}`;
+  sandbox.setOutage(true);
+  let queued: Awaited<ReturnType<typeof post>>;
+  try {
+    queued = await post(fx.deps, fx.secrets, { tenantId: TENANT, text, noteCategoryId: 1 });
+    expect(queued.status).toBe(202);
+  } finally {
+    sandbox.setOutage(false);
+  }
+  // The message stays invisible for the backoff (1 to 2 s here), then the worker delivers it.
+  const outcomes = await waitFor('the retry', async () => {
+    const ran = await runWorker(fx.deps);
+    return ran.length > 0 && ran;
+  });
+  expect(outcomes).toEqual(['delivered']);
+  const record = await fx.deps.store.get(queued.deliveryId);
+  expect(record).toMatchObject({ status: 'delivered', attempts: 2, answerStatus: 202 });
+  expect(storedNotes(sandbox, TENANT, text)).toHaveLength(1);
+  // A duplicate message (e.g. redelivered) finds it delivered and does nothing.
+  await fx.deps.queue.schedule(queued.deliveryId, 0);
+  expect(await runWorker(fx.deps)).toEqual(['skipped']);
+});
+
+test('attempts exhausted: failed with the last error, message in the poison queue, operators alerted', async () => {
+  const fx = crmFixture(connection, sandbox, { maxAttempts: 3, backoffSeconds: 1 });
+  const text = `doomed ${randomUUID()}`;
+  // This note's creates fail every time; nothing else is affected.
+  const before = sandbox.requests.length;
+  sandbox.injectFault({ kind: '5xx', status: 502 }, { method: 'POST', path: /\/notes$/ }, 3);
+  const first = await post(fx.deps, fx.secrets, { tenantId: TENANT, text, noteCategoryId: 1 });
+  expect(first.status).toBe(202);
+
+  const errors: string[] = [];
+  const outcomes: WorkerOutcome[] = [];
+  await waitFor(
+    'the last attempt',
+    async () => {
+      outcomes.push(...(await runWorker(fx.deps, errors)));
+      return outcomes.includes('failed');
+    },
+    20_000,
+  );
+  expect(outcomes).toEqual(['retry', 'failed']);
+  expect(await fx.deps.store.get(first.deliveryId)).toMatchObject({
+    status: 'failed',
+    attempts: 3,
+    lastError: expect.stringContaining('502'),
+  });
+  const poison = await fx.deps.queue.poisonQueue.receiveMessages({ numberOfMessages: 5 });
+  expect(
+    poison.receivedMessageItems.map((m) => JSON.parse(Buffer.from(m.messageText, 'base64').toString())),
+  ).toEqual([{ deliveryId: first.deliveryId }]);
+  expect(fx.alerts).toHaveLength(1);
+  expect(fx.alerts[0]).toContain(`CRM delivery ${first.deliveryId} failed after 3 attempts`);
+  expect(errors.join('\n')).toContain('failed after 3 attempts');
+  // Three calls (the webhook's and two retries), each refused before FPX read the body.
+  const calls = sandbox.requests
+    .slice(before)
+    .filter((r) => r.method === 'POST' && r.path.endsWith('/notes'));
+  expect(calls.map((r) => r.status)).toEqual([502, 502, 502]);
+  expect(storedNotes(sandbox, TENANT, text)).toHaveLength(0);
+});
+
+test('a create whose answer was lost is found in FPX, not created again', async () => {
+  const fx = crmFixture(connection, sandbox);
+  // FPX creates the note, then the connection drops before the answer: the outcome is unknown.
+  const text = `dropped ${randomUUID()}`;
+  sandbox.injectFault({ kind: 'dropAfterHandling' }, { method: 'POST', path: /\/notes$/ });
+  const note = await post(fx.deps, fx.secrets, { tenantId: TENANT, text, noteCategoryId: 3 });
+  expect(note.status).toBe(202);
+  expect((await fx.deps.store.get(note.deliveryId))?.unknownSince).not.toBe('');
+
+  const email = `lost.${randomUUID().slice(0, 8)}@example.com`;
+  sandbox.injectFault({ kind: 'dropAfterHandling' }, { method: 'POST', path: /\/contacts$/ });
+  const contactId = `msg_${randomUUID()}`;
+  const contact = await handleWebhook(
+    fx.deps,
+    'contacts',
+    webhookRequest(
+      'contacts',
+      JSON.stringify({
+        tenantId: TENANT,
+        name: 'Sam Lost',
+        email,
+        title: null,
+        surveyEligible: null,
+        countryRegionId: null,
+        surveyLanguageId: null,
+        contactTypeId: 1,
+        services: null,
+      }),
+      { secrets: fx.secrets, webhookId: contactId },
+    ),
+    loggedContext().context,
+  );
+  expect(contact.status).toBe(202);
+
+  const outcomes: WorkerOutcome[] = [];
+  await waitFor('both retries', async () => {
+    outcomes.push(...(await runWorker(fx.deps)));
+    return outcomes.length >= 2;
+  });
+  expect(outcomes).toEqual(['delivered', 'delivered']);
+  expect(noteCreates(sandbox, text)).toHaveLength(1);
+  expect(storedNotes(sandbox, TENANT, text)).toHaveLength(1);
+  const contacts = sandbox.data.tenants.get(TENANT)?.contacts.filter((c) => c.contact.email === email) ?? [];
+  expect(contacts).toHaveLength(1);
+  expect(
+    sandbox.requests.filter((r) => r.method === 'POST' && (r.body as { email?: string })?.email === email),
+  ).toHaveLength(1);
+
+  const record = await fx.deps.store.get(deliveryIdFor(contactId));
+  expect(record).toMatchObject({ status: 'delivered', lastError: expect.stringContaining('found in FPX') });
+  const bytes = record && (await fx.deps.store.result(record));
+  expect(bytes && (await unpackJson(bytes))).toMatchObject({ email, name: 'Sam Lost' });
+});
+
+test('an entitlement record added (no serviceIntentId) whose answer was lost is found, not added again', async () => {
+  const fx = crmFixture(connection, sandbox);
+  // Make room on service 2 (200 seats in one record) for a new "In Progress" record of 50.
+  const service = sandbox.data.tenants.get(TENANT)?.entitlements.get(2);
+  const [record] = service?.records ?? [];
+  if (!service || !record) throw new Error('the sandbox data changed: service 2 of the tenant has no record');
+  record.entitlementCount = service.maxEntitlements - 50;
+  const notes = `pilot ${randomUUID()}`;
+
+  sandbox.injectFault(
+    { kind: 'dropAfterHandling' },
+    { method: 'PATCH', path: /\/services\/2\/entitlements$/ },
+  );
+  const webhookId = `msg_${randomUUID()}`;
+  const body = { tenantId: TENANT, serviceId: 2, l1Id: 'In Progress', entitlementCount: 50, notes };
+  const answer = await handleWebhook(
+    fx.deps,
+    'entitlements',
+    webhookRequest('entitlements', JSON.stringify(body), { secrets: fx.secrets, webhookId }),
+    loggedContext().context,
+  );
+  expect(answer.status).toBe(202);
+  // Sent again, FPX would refuse it (L1 statuses are unique per service): it must be looked for instead.
+  const outcomes = await waitFor('the retry', async () => {
+    const ran = await runWorker(fx.deps);
+    return ran.length > 0 && ran;
+  });
+  expect(outcomes).toEqual(['delivered']);
+  expect(service.records.filter((r) => r.notes === notes)).toHaveLength(1);
+  expect(
+    sandbox.requests.filter((r) => r.method === 'PATCH' && r.path.endsWith('/services/2/entitlements')),
+  ).toHaveLength(1);
+});

@@ -1,0 +1,143 @@
+/** What the CRM webhook suites share: real handlers, real Azurite, the sandbox over mTLS, signed requests. */
+import { randomBytes, randomUUID } from 'node:crypto';
+import { HttpRequest, type HttpResponseInit, InvocationContext } from '@azure/functions';
+import type { Sandbox } from '../dev/sandbox';
+import { signedHeaders } from '../dev/webhook';
+import { buildServices } from '../functions/services';
+import { LogAlertSender } from '../lib/alerts';
+import { loadConfig } from '../lib/config';
+import {
+  type CrmDeps,
+  DEFAULT_POLICY,
+  type DeliveryPolicy,
+  DeliveryQueue,
+  DeliveryStore,
+  PendingWrites,
+  webhookKeys,
+} from '../lib/crm';
+import { queueClient, tableClient } from '../lib/storage';
+
+export const TENANT = '9d4c6f56-7db9-4236-9957-ce225e3583be';
+
+export const newSecret = () => `whsec_${randomBytes(32).toString('base64')}`;
+
+export interface CrmFixture {
+  deps: CrmDeps;
+  secrets: string[];
+  /** Lines the alert sender wrote (no email transport configured: the log). */
+  alerts: string[];
+  tableName: string;
+  queueName: string;
+}
+
+/** Handlers' dependencies on their own table and queues, so suites never share a delivery. */
+export function crmFixture(
+  connection: string,
+  sandbox: Sandbox,
+  policy: Partial<DeliveryPolicy> = {},
+  secrets = [newSecret()],
+): CrmFixture {
+  const run = randomBytes(4).toString('hex');
+  const tableName = `CrmDeliveries${run}`;
+  const queueName = `crm-deliveries-${run}`;
+  const services = buildServices(
+    loadConfig({
+      AzureWebJobsStorage: connection,
+      FPX_BASE_URL: sandbox.url,
+      FPX_CERT_PATH: sandbox.certs.client.pemPath,
+      FPX_CA_PATH: sandbox.certs.ca.path,
+      FPX_RATE_LIMIT_PER_MINUTE: '60000',
+      CRM_WEBHOOK_SECRET: secrets.join(' '),
+    }),
+  );
+  const alerts: string[] = [];
+  const deps: CrmDeps = {
+    fpx: services.fpx,
+    store: new DeliveryStore(tableClient(connection, tableName)),
+    queue: new DeliveryQueue(
+      queueClient(connection, queueName),
+      queueClient(connection, `${queueName}-poison`),
+    ),
+    alerts: new LogAlertSender('no email transport in tests', (line) => alerts.push(line)),
+    keys: webhookKeys(secrets),
+    pending: new PendingWrites(),
+    policy: { ...DEFAULT_POLICY, maxAttempts: 8, backoffSeconds: 1, ...policy },
+    now: Date.now,
+  };
+  return { deps, secrets, alerts, tableName, queueName };
+}
+
+export interface WebhookOptions {
+  secrets: readonly string[];
+  webhookId?: string;
+  headers?: Record<string, string>;
+  at?: Date;
+}
+
+/** A signed webhook as the Functions library hands it to the handler. */
+export function webhookRequest(path: string, body: string | Buffer, options: WebhookOptions): HttpRequest {
+  const text = typeof body === 'string' ? body : body.toString('utf8');
+  return new HttpRequest({
+    method: 'POST',
+    url: `http://127.0.0.1:7071/api/crm/${path}`,
+    headers: {
+      'content-type': 'application/json',
+      ...signedHeaders(options.secrets, text, options.webhookId ?? `msg_${randomUUID()}`, options.at),
+      ...options.headers,
+    },
+    body: typeof body === 'string' ? { string: body } : { bytes: body },
+  });
+}
+
+export interface LoggedContext {
+  context: InvocationContext;
+  lines: string[];
+}
+
+export function loggedContext(functionName = 'crmNotes'): LoggedContext {
+  const lines: string[] = [];
+  const context = new InvocationContext({
+    functionName,
+    logHandler: (level, ...args) => lines.push(`${level}: ${args.map(String).join(' ')}`),
+  });
+  return { context, lines };
+}
+
+export function bodyOf(answer: HttpResponseInit): Record<string, unknown> {
+  return answer.jsonBody as Record<string, unknown>;
+}
+
+export function headerOf(answer: HttpResponseInit, name: string): string | undefined {
+  const headers = (answer.headers ?? {}) as Record<string, string>;
+  const key = Object.keys(headers).find((k) => k.toLowerCase() === name.toLowerCase());
+  return key ? headers[key] : undefined;
+}
+
+/** Note creates the sandbox answered (not dropped or failed), optionally for one text. */
+export function noteCreates(sandbox: Sandbox, text?: string) {
+  return sandbox.requests.filter(
+    (r) =>
+      r.method === 'POST' &&
+      r.path.endsWith('/notes') &&
+      (text === undefined || (r.body as { text?: string } | undefined)?.text === text),
+  );
+}
+
+/** Notes stored in the sandbox for a tenant with this text. */
+export function storedNotes(sandbox: Sandbox, tenantId: string, text: string) {
+  return (sandbox.data.tenants.get(tenantId)?.notes ?? []).filter((entry) => entry.note.text === text);
+}
+
+export async function waitFor<T>(
+  what: string,
+  probe: () => T | undefined | false | Promise<T | undefined | false>,
+  ms = 30_000,
+): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = await probe();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
