@@ -66,28 +66,29 @@ async function main() {
     if (poll.outcome !== 'Succeeded') throw new Error(`pollTenants failed: ${poll.error?.message}`);
     const { fanOut } = poll.result as { fanOut: { enqueued: number; runId: string } };
     const state = tableClient(azurite.connectionString, 'FpxSyncState');
-    let lastDone = 0;
+    // Progress: the FPX calls so far; a stall (no call for 30 s before the run is complete) is reported.
+    let lastCalls = -1;
     let lastProgress = performance.now();
+    let lastReport = 0;
     for (;;) {
       const row = await readDetailsState(state);
-      const done = Number(row?.tenantsSucceeded ?? 0) + Number(row?.tenantsFailed ?? 0);
-      if (row?.runId === fanOut.runId && done >= fanOut.enqueued) {
-        if (Number(row.tenantsFailed) > 0) console.log(`failed tenants: ${row.failedTenants}`);
+      if (row?.runId === fanOut.runId && row.lastStatus !== 'running') {
+        if (row.tenantsFailed > 0) console.log(`failed tenants: ${row.failedTenants}`);
         break;
       }
-      if (done > lastDone) {
-        lastDone = done;
+      const calls = sandbox.requests.length;
+      if (calls > lastCalls) {
+        lastCalls = calls;
         lastProgress = performance.now();
       } else if (performance.now() - lastProgress > 30_000) {
         const errors = logger.entries.filter((e) => e.level === 'error' || e.level === 'warning');
-        console.log(`stalled at ${done} of ${fanOut.enqueued}; last errors:`);
+        console.log(`stalled after ${calls} FPX calls; last errors:`);
         for (const e of errors.slice(-5)) console.log(`  ${e.functionName ?? ''} ${e.message}`);
         throw new Error('stalled');
       }
-      if (Math.round(performance.now() - started) % 10_000 < 250) {
-        console.log(
-          `  ${((performance.now() - started) / 1000).toFixed(0)} s: ${done} of ${fanOut.enqueued} tenants, ${sandbox.requests.length} FPX calls`,
-        );
+      if (performance.now() - lastReport > 10_000) {
+        lastReport = performance.now();
+        console.log(`  ${((lastReport - started) / 1000).toFixed(0)} s: ${calls} FPX calls`);
       }
       await new Promise((r) => setTimeout(r, 250));
     }

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { app } from '@azure/functions';
-import { fanOutTenantDetails, startDetailsRun, syncTenants, TABLES, TENANT_DETAILS_QUEUE } from '../lib/sync';
+import { fanOutTenantDetails, syncTenants, TENANT_DETAILS_QUEUE } from '../lib/sync';
 import type { Services } from './services';
 
 /**
@@ -16,7 +16,6 @@ export function registerPollTenants(services: Services): void {
         { table: services.table, queue: services.queueService.getQueueClient(TENANT_DETAILS_QUEUE) },
         randomUUID(),
       );
-      await startDetailsRun(services.table(TABLES.syncState), fanOut);
       context.log(
         `fan-out ${fanOut.runId}: ${fanOut.enqueued} tenants onto ${TENANT_DETAILS_QUEUE} ` +
           `(${fanOut.claimed} claimed, ${fanOut.referralOnly} referred only)`,

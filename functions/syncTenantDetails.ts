@@ -1,5 +1,6 @@
 import { app } from '@azure/functions';
 import {
+  DETAILS_RUNS_TABLE,
   recordTenantOutcome,
   syncTenantDetails,
   TABLES,
@@ -19,15 +20,16 @@ export function registerSyncTenantDetails(services: Services): void {
     handler: async (input, context) => {
       const message = tenantDetailsMessage.parse(input);
       const state = services.table(TABLES.syncState);
+      const runs = services.table(DETAILS_RUNS_TABLE);
       const lastAttempt = Number(context.triggerMetadata?.dequeueCount ?? 1) >= MAX_DEQUEUE_COUNT;
       try {
         const result = await syncTenantDetails({ ...services, log: (line) => context.log(line) }, message);
-        await recordTenantOutcome(state, { runId: message.runId, tenantId: message.tenantId, result });
+        await recordTenantOutcome(state, runs, { runId: message.runId, tenantId: message.tenantId, result });
         return result;
       } catch (error) {
         // Only the last attempt counts as failed: the host retries the others, then moves it to poison.
         if (lastAttempt)
-          await recordTenantOutcome(state, { runId: message.runId, tenantId: message.tenantId, error });
+          await recordTenantOutcome(state, runs, { runId: message.runId, tenantId: message.tenantId, error });
         throw error;
       }
     },

@@ -1,11 +1,12 @@
-import type { TableClient } from '@azure/data-tables';
+import { odata, type TableClient, type TransactionAction } from '@azure/data-tables';
 import { SYNC_STATE_PARTITION, safeErrorMessage } from './sync-state';
 import type { FanOutResult, TenantDetailsResult } from './tenant-details';
 
-/** FpxSyncState's `details` row: the last fan-out's counts, summed as tenants finish, and the tenants that failed. */
+/** FpxSyncState's `details` row: the last fan-out's counts and the tenants that failed. */
 export const DETAILS_STREAM = 'details';
+/** One row per tenant and fan-out (PartitionKey the run id): written without contention, summed at the end. */
+export const DETAILS_RUNS_TABLE = 'FpxTenantDetailsRuns';
 const MAX_FAILED_LISTED = 200;
-const MAX_CONFLICT_RETRIES = 25;
 
 export interface DetailsRow {
   partitionKey: string;
@@ -27,11 +28,26 @@ export interface DetailsRow {
   apiCalls: number;
 }
 
+interface TenantRunRow {
+  partitionKey: string;
+  rowKey: string;
+  ok: boolean;
+  seen: number;
+  created: number;
+  changed: number;
+  removed: number;
+  apiCalls: number;
+  error: string;
+}
+
+/** A new fan-out: the `details` row starts over, and the previous run's tenant rows go. */
 export async function startDetailsRun(
   state: TableClient,
+  runs: TableClient,
   fanOut: FanOutResult,
   now = new Date(),
 ): Promise<void> {
+  const previous = await readDetailsState(state);
   const row: DetailsRow = {
     partitionKey: SYNC_STATE_PARTITION,
     rowKey: DETAILS_STREAM,
@@ -50,6 +66,7 @@ export async function startDetailsRun(
     apiCalls: 0,
   };
   await state.upsertEntity(row, 'Replace');
+  if (previous?.runId && previous.runId !== fanOut.runId) await deleteRun(runs, previous.runId);
 }
 
 export interface TenantOutcome {
@@ -60,68 +77,96 @@ export interface TenantOutcome {
 }
 
 /**
- * Adds one tenant's final outcome to the `details` row. Many instances finish tenants at once,
- * so the row is updated with its ETag and re-read on a conflict.
+ * Records one tenant's final outcome in its own row (no two writers share a row), then, once every
+ * tenant of the fan-out has one, writes their sum into the `details` row. Whoever completes the set
+ * writes the same sum, so a repeat or a race changes nothing.
  */
 export async function recordTenantOutcome(
   state: TableClient,
+  runs: TableClient,
   outcome: TenantOutcome,
   now = new Date(),
 ): Promise<void> {
-  for (let attempt = 0; attempt < MAX_CONFLICT_RETRIES; attempt++) {
-    let row: DetailsRow & { etag: string };
-    try {
-      row = await state.getEntity<DetailsRow>(SYNC_STATE_PARTITION, DETAILS_STREAM);
-    } catch (error) {
-      if ((error as { statusCode?: number }).statusCode === 404) return; // no fan-out recorded: nothing to add to
-      throw error;
-    }
-    // A late message of an older fan-out does not count towards the current one.
-    if (outcome.runId && row.runId !== outcome.runId) return;
-    const {
-      etag,
-      timestamp: _timestamp,
-      ...stored
-    } = row as DetailsRow & { etag: string; timestamp?: string };
-    const next: DetailsRow = { ...stored };
-    if (outcome.error === undefined && outcome.result) {
-      const { entitlements, contacts, notes } = outcome.result;
-      next.tenantsSucceeded++;
-      for (const part of [entitlements, contacts, notes]) {
-        next.seen += part.seen;
-        next.created += part.created;
-        next.changed += part.changed;
-        next.removed += part.removed;
-      }
-      next.apiCalls += outcome.result.apiCalls;
-    } else {
-      next.tenantsFailed++;
-      const failed = JSON.parse(row.failedTenants || '[]') as Array<{ tenantId: string; error: string }>;
-      if (failed.length < MAX_FAILED_LISTED)
-        failed.push({ tenantId: outcome.tenantId, error: safeErrorMessage(outcome.error).slice(0, 300) });
-      next.failedTenants = JSON.stringify(failed);
-      next.lastError = safeErrorMessage(outcome.error);
-    }
-    if (next.tenantsSucceeded + next.tenantsFailed >= next.enqueued) {
-      next.lastCompletedAt = now.toISOString();
-      next.lastStatus = next.tenantsFailed > 0 ? 'failed' : 'succeeded';
-    }
-    try {
-      await state.updateEntity(next, 'Replace', { etag });
-      return;
-    } catch (error) {
-      if ((error as { statusCode?: number }).statusCode !== 412) throw error;
-    }
+  if (!outcome.runId) return;
+  const details = await readDetailsState(state);
+  // A late message of an older fan-out does not count towards the current one.
+  if (!details || details.runId !== outcome.runId) return;
+  const parts = outcome.result
+    ? [outcome.result.entitlements, outcome.result.contacts, outcome.result.notes]
+    : [];
+  const sum = (key: 'seen' | 'created' | 'changed' | 'removed') => parts.reduce((n, p) => n + p[key], 0);
+  const row: TenantRunRow = {
+    partitionKey: outcome.runId,
+    rowKey: outcome.tenantId,
+    ok: outcome.error === undefined && outcome.result !== undefined,
+    seen: sum('seen'),
+    created: sum('created'),
+    changed: sum('changed'),
+    removed: sum('removed'),
+    apiCalls: outcome.result?.apiCalls ?? 0,
+    error: outcome.error === undefined ? '' : safeErrorMessage(outcome.error).slice(0, 300),
+  };
+  await runs.createTable();
+  await runs.upsertEntity(row, 'Replace');
+
+  const finished: TenantRunRow[] = [];
+  for await (const r of runs.listEntities<TenantRunRow>({
+    queryOptions: { filter: odata`PartitionKey eq ${outcome.runId}` },
+  })) {
+    finished.push(r);
   }
-  throw new Error(`FpxSyncState ${DETAILS_STREAM}: too many concurrent updates`);
+  if (finished.length < details.enqueued) return;
+  const failed = finished.filter((r) => !r.ok);
+  const total = (key: 'seen' | 'created' | 'changed' | 'removed' | 'apiCalls') =>
+    finished.reduce((n, r) => n + Number(r[key] ?? 0), 0);
+  const complete: DetailsRow = {
+    ...stripMeta(details),
+    lastCompletedAt: now.toISOString(),
+    lastStatus: failed.length > 0 ? 'failed' : 'succeeded',
+    lastError: failed[0]?.error ?? '',
+    tenantsSucceeded: finished.length - failed.length,
+    tenantsFailed: failed.length,
+    failedTenants: JSON.stringify(
+      failed.slice(0, MAX_FAILED_LISTED).map((r) => ({ tenantId: r.rowKey, error: r.error })),
+    ),
+    seen: total('seen'),
+    created: total('created'),
+    changed: total('changed'),
+    removed: total('removed'),
+    apiCalls: total('apiCalls'),
+  };
+  await state.upsertEntity(complete, 'Replace');
 }
 
 /** The `details` row, or undefined before the first fan-out. */
 export async function readDetailsState(state: TableClient): Promise<DetailsRow | undefined> {
   try {
-    return await state.getEntity<DetailsRow>(SYNC_STATE_PARTITION, DETAILS_STREAM);
+    return stripMeta(await state.getEntity<DetailsRow>(SYNC_STATE_PARTITION, DETAILS_STREAM));
   } catch (error) {
     if ((error as { statusCode?: number }).statusCode === 404) return undefined;
     throw error;
+  }
+}
+
+function stripMeta<T extends object>(entity: T): T {
+  const { etag: _etag, timestamp: _timestamp, ...rest } = entity as T & { etag?: string; timestamp?: string };
+  return rest as T;
+}
+
+async function deleteRun(runs: TableClient, runId: string): Promise<void> {
+  try {
+    let batch: TransactionAction[] = [];
+    for await (const r of runs.listEntities({
+      queryOptions: { filter: odata`PartitionKey eq ${runId}`, select: ['RowKey'] },
+    })) {
+      batch.push(['delete', { partitionKey: runId, rowKey: String(r.rowKey) }]);
+      if (batch.length === 100) {
+        await runs.submitTransaction(batch);
+        batch = [];
+      }
+    }
+    if (batch.length > 0) await runs.submitTransaction(batch);
+  } catch (error) {
+    if ((error as { statusCode?: number }).statusCode !== 404) throw error;
   }
 }

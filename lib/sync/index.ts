@@ -1,6 +1,7 @@
 /** The table-sync engine: FPX listings in, Table Storage rows out. See README.md beside this file. */
 export { MAX_TRANSACTION_BYTES, MAX_TRANSACTION_ENTITIES } from './batch-writer';
 export {
+  DETAILS_RUNS_TABLE,
   DETAILS_STREAM,
   type DetailsRow,
   readDetailsState,

@@ -2,6 +2,7 @@ import type { TableClient } from '@azure/data-tables';
 import type { QueueClient } from '@azure/storage-queue';
 import { z } from 'zod';
 import { type FpxClient, FpxError, fpxSchemas, type PagedList } from '../fpx';
+import { DETAILS_RUNS_TABLE, startDetailsRun } from './details-state';
 import { TABLES } from './fpx-streams';
 import { stableRowKey } from './hash';
 import { type SyncResult, syncStream } from './sync-stream';
@@ -126,7 +127,8 @@ export interface FanOutResult {
 
 /**
  * After a successful pollTenants run: one message per tenant, claimed (FpxTenants) or referred
- * (FpxReferrals, with their rfaIds), each tenant once per run, onto `fpx-tenant-details`.
+ * (FpxReferrals, with their rfaIds), each tenant once per run, onto `fpx-tenant-details`; the run is
+ * recorded in FpxSyncState's `details` row first.
  */
 export async function fanOutTenantDetails(
   deps: { table(name: string): TableClient; queue: QueueClient; now?: () => Date },
@@ -152,8 +154,11 @@ export async function fanOutTenantDetails(
     }
     message.rfaIds.push(String(row.id));
   }
-  await deps.queue.createIfNotExists();
   const messages = [...tenants.values()];
+  const result = { runId, enqueued: messages.length, claimed: messages.length - referralOnly, referralOnly };
+  // The run is on record before its first message can be taken, so every tenant's outcome counts towards it.
+  await startDetailsRun(deps.table(TABLES.syncState), deps.table(DETAILS_RUNS_TABLE), result, deps.now?.());
+  await deps.queue.createIfNotExists();
   // Bounded concurrency: a queue has no batch send.
   for (let i = 0; i < messages.length; i += 16) {
     await Promise.all(
@@ -162,7 +167,7 @@ export async function fanOutTenantDetails(
         .map((m) => deps.queue.sendMessage(Buffer.from(JSON.stringify(m)).toString('base64'))),
     );
   }
-  return { runId, enqueued: messages.length, claimed: messages.length - referralOnly, referralOnly };
+  return result;
 }
 
 /** Rows not marked removed; none when the table does not exist yet (that stream never ran). */
