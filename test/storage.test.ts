@@ -2,7 +2,6 @@ import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { TableServiceClientOptions } from '@azure/data-tables';
-import { DefaultAzureCredential, ManagedIdentityCredential } from '@azure/identity';
 import type { StoragePipelineOptions } from '@azure/storage-queue';
 import { afterAll, beforeAll, describe, expect, inject, test } from 'vitest';
 import { createStorage, ensureTable, parseStorageSettings, type StorageSettings } from '../lib/storage';
@@ -139,7 +138,7 @@ describe('identity-based form (managed identity)', () => {
         },
       },
     );
-    expect(storage.credential).toBeInstanceOf(ManagedIdentityCredential);
+    expect(storage.credential?.constructor.name).toBe('ManagedIdentityCredential');
     expect(storage.tableService.url).toBe('https://fpxdata.table.core.windows.net');
     expect(storage.queueService.url).toBe('https://fpxdata.queue.core.windows.net');
     expect(storage.table('FpxTenants').url).toBe('https://fpxdata.table.core.windows.net');
@@ -177,7 +176,7 @@ describe('identity-based form (managed identity)', () => {
     const storage = createStorage(
       settingsOf({ AzureWebJobsStorage__accountName: 'fpxdata', AzureWebJobsStorage__clientId: CLIENT_ID }),
     );
-    expect(storage.credential).toBeInstanceOf(DefaultAzureCredential);
+    expect(storage.credential?.constructor.name).toBe('DefaultAzureCredential');
     expect(storage.tableService.url).toBe('https://fpxdata.table.core.windows.net');
   });
 
@@ -189,7 +188,7 @@ describe('identity-based form (managed identity)', () => {
         AzureWebJobsStorage__credential: 'managedidentity',
       }),
     );
-    expect(storage.credential).toBeInstanceOf(ManagedIdentityCredential);
+    expect(storage.credential?.constructor.name).toBe('ManagedIdentityCredential');
     expect(storage.table('A')).toBe(storage.table('A'));
     expect(storage.queue('a')).toBe(storage.queue('a'));
     expect(storage.queue('a', { retryOptions: { maxTries: 2 } })).not.toBe(storage.queue('a'));

@@ -1,5 +1,6 @@
-import { EmailClient, type EmailClientOptions } from '@azure/communication-email';
-import { DefaultAzureCredential, type TokenCredential } from '@azure/identity';
+import type { EmailClient, EmailClientOptions } from '@azure/communication-email';
+import type { TokenCredential } from '@azure/identity';
+import { lazy } from '../lazy';
 import { type AlertMessage, type AlertSender, redactSecrets, stableUuid } from './alert-sender';
 
 export type AcsSenderOptions = (
@@ -23,11 +24,11 @@ export class AcsEmailAlertSender implements AlertSender {
     try {
       this.client =
         'connectionString' in options
-          ? new EmailClient(options.connectionString, options.clientOptions)
-          : new EmailClient(
+          ? new (lazy.communicationEmail().EmailClient)(options.connectionString, options.clientOptions)
+          : new (lazy.communicationEmail().EmailClient)(
               options.endpoint,
               options.credential ??
-                new DefaultAzureCredential({
+                new (lazy.identity().DefaultAzureCredential)({
                   managedIdentityClientId: process.env.AZURE_CLIENT_ID || undefined,
                 }),
               options.clientOptions,

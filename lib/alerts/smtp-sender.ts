@@ -1,4 +1,5 @@
-import nodemailer from 'nodemailer';
+import type nodemailer from 'nodemailer';
+import { lazy } from '../lazy';
 import { type AlertMessage, type AlertSender, redactSecrets, stableUuid } from './alert-sender';
 
 export interface SmtpSenderOptions {
@@ -17,7 +18,7 @@ export class SmtpAlertSender implements AlertSender {
 
   constructor(private readonly options: SmtpSenderOptions) {
     const url = new URL(options.url);
-    this.transporter = nodemailer.createTransport({
+    this.transporter = lazy.nodemailer().createTransport({
       host: url.hostname,
       port: url.port ? Number(url.port) : url.protocol === 'smtps:' ? 465 : 587,
       secure: url.protocol === 'smtps:',

@@ -1,5 +1,6 @@
 import { createHash, createPrivateKey, X509Certificate } from 'node:crypto';
-import forge from 'node-forge';
+import type forge from 'node-forge';
+import { lazy } from '../lazy';
 
 /** A client certificate ready for TLS, with what the app reports about it. */
 export interface ClientCertificate {
@@ -116,6 +117,7 @@ function splitPem(text: string, label: string): { certs: string[]; keyPem: strin
 }
 
 function readPkcs12(der: Buffer, label: string, password = ''): { certs: string[]; keyPem: string } {
+  const forge = lazy.forge();
   let p12: forge.pkcs12.Pkcs12Pfx;
   try {
     p12 = forge.pkcs12.pkcs12FromAsn1(forge.asn1.fromDer(der.toString('binary')), false, password);

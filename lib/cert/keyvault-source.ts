@@ -1,5 +1,6 @@
-import { DefaultAzureCredential, type TokenCredential } from '@azure/identity';
-import { type KeyVaultSecret, SecretClient, type SecretClientOptions } from '@azure/keyvault-secrets';
+import type { TokenCredential } from '@azure/identity';
+import type { KeyVaultSecret, SecretClient, SecretClientOptions } from '@azure/keyvault-secrets';
+import { lazy } from '../lazy';
 import {
   CertificateError,
   type CertificateLocation,
@@ -57,8 +58,14 @@ export class KeyVaultCertificateSource implements CertificateSource {
     this.log = options.log ?? ((message) => console.warn(message));
     const credential =
       options.credential ??
-      new DefaultAzureCredential({ managedIdentityClientId: process.env.AZURE_CLIENT_ID || undefined });
-    this.client = new SecretClient(options.vaultUrl, credential, options.clientOptions);
+      new (lazy.identity().DefaultAzureCredential)({
+        managedIdentityClientId: process.env.AZURE_CLIENT_ID || undefined,
+      });
+    this.client = new (lazy.keyVaultSecrets().SecretClient)(
+      options.vaultUrl,
+      credential,
+      options.clientOptions,
+    );
   }
 
   async current(): Promise<ClientCertificate> {

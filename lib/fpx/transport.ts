@@ -1,8 +1,9 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { rootCertificates } from 'node:tls';
-import { Agent, request } from 'undici';
+import type { Agent } from 'undici';
 import type { z } from 'zod';
 import type { CertificateSource, ClientCertificate } from '../cert/certificate';
+import { lazy } from '../lazy';
 import { FpxError, readErrorBody } from './errors';
 import { RateLimiter } from './rate-limiter';
 
@@ -154,7 +155,7 @@ export class FpxTransport {
     let responseHeaders: Record<string, string | string[] | undefined>;
     let text: string;
     try {
-      const response = await request(url, {
+      const response = await lazy.undici().request(url, {
         method: spec.method,
         headers,
         body: spec.body === undefined ? undefined : JSON.stringify(spec.body),
@@ -203,7 +204,7 @@ export class FpxTransport {
   private agentFor(certificate: ClientCertificate): Agent {
     if (this.current?.thumbprint === certificate.thumbprint) return this.current.agent;
     const previous = this.current?.agent;
-    const agent = new Agent({
+    const agent = new (lazy.undici().Agent)({
       connect: {
         cert: certificate.certPem,
         key: certificate.keyPem,

@@ -1,6 +1,7 @@
 import { TableClient, TableServiceClient, type TableServiceClientOptions } from '@azure/data-tables';
-import { DefaultAzureCredential, ManagedIdentityCredential, type TokenCredential } from '@azure/identity';
+import type { TokenCredential } from '@azure/identity';
 import { QueueClient, QueueServiceClient, type StoragePipelineOptions } from '@azure/storage-queue';
+import { lazy } from '../lazy';
 import { isInsecureEndpoint, type StorageSettings } from './settings';
 
 export {
@@ -44,10 +45,10 @@ export interface StorageClientOptions {
 export function storageCredential(settings: Extract<StorageSettings, { kind: 'identity' }>): TokenCredential {
   if (settings.credential === 'managedidentity') {
     return settings.clientId
-      ? new ManagedIdentityCredential({ clientId: settings.clientId })
-      : new ManagedIdentityCredential();
+      ? new (lazy.identity().ManagedIdentityCredential)({ clientId: settings.clientId })
+      : new (lazy.identity().ManagedIdentityCredential)();
   }
-  return new DefaultAzureCredential(
+  return new (lazy.identity().DefaultAzureCredential)(
     settings.clientId ? { managedIdentityClientId: settings.clientId } : undefined,
   );
 }
