@@ -16,9 +16,14 @@ async function main() {
   const fpx = createFpxClient(config.fpx, createCertificateSource(config.fpx.certificate));
   const storage = createStorage(config.storage);
   const started = performance.now();
+  // Progress on stderr (the sync's own progress lines, with the RSS so far), so a long run shows its memory.
   const result = await syncReferrals({
     fpx,
     table: (name) => storage.table(`${name}${values.suffix}`),
+    log: (line) =>
+      console.error(
+        `${line} | rss ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)} MB, peak ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MB`,
+      ),
   });
   const wallMs = performance.now() - started;
   await fpx.transport.close();

@@ -40,17 +40,42 @@ async function certificateCheck(services: Services, now = new Date()): Promise<C
   return loaded.ok && found ? found : { ok: false, error: loaded.ok ? 'no certificate' : loaded.error };
 }
 
-/** GET /api/health: 200 when storage and FPX answer and the certificate is valid, 503 naming what is not. */
+/** The dead-letter queues an operator must look at: messages that failed every attempt. */
+export const POISON_QUEUES = ['fpx-tenant-details-poison', 'crm-deliveries-poison'];
+
+/** Messages waiting in each poison queue (0 when the queue does not exist yet); informational, never a 503. */
+async function poisonQueueDepths(services: Services): Promise<Record<string, number | string>> {
+  const depths: Record<string, number | string> = {};
+  await Promise.all(
+    POISON_QUEUES.map(async (name) => {
+      try {
+        const properties = await services.queueService
+          .getQueueClient(name)
+          .getProperties({ abortSignal: AbortSignal.timeout(CHECK_TIMEOUT_MS) });
+        depths[name] = properties.approximateMessagesCount ?? 0;
+      } catch (error) {
+        depths[name] = (error as { statusCode?: number }).statusCode === 404 ? 0 : 'unknown';
+      }
+    }),
+  );
+  return depths;
+}
+
+/**
+ * GET /api/health: 200 when storage and FPX answer and the certificate is valid, 503 naming what is not;
+ * also the certificate's days left and the poison queues' depths.
+ */
 export async function healthCheck(services: Services): Promise<HttpResponseInit> {
-  const [storage, fpx, certificate] = await Promise.all([
+  const [storage, fpx, certificate, poisonQueues] = await Promise.all([
     check((abortSignal) => services.tableService.getProperties({ abortSignal })),
     // The cheapest authenticated call: it proves the certificate, the network and FPX itself.
     check((signal) => services.fpx.referenceList('noteCategories', { signal, maxAttempts: 1 })),
     certificateCheck(services),
+    poisonQueueDepths(services),
   ]);
   const checks = { storage, fpx, certificate };
   const ok = storage.ok && fpx.ok && certificate.ok;
-  return { status: ok ? 200 : 503, jsonBody: { status: ok ? 'ok' : 'unavailable', checks } };
+  return { status: ok ? 200 : 503, jsonBody: { status: ok ? 'ok' : 'unavailable', checks, poisonQueues } };
 }
 
 export function registerHealth(services: Services): void {

@@ -1,8 +1,10 @@
 import { afterAll, beforeAll, expect, inject, test } from 'vitest';
+import { startAzurite } from '../dev/azurite';
 import { type Sandbox, startSandbox } from '../dev/sandbox';
 import { healthCheck } from '../functions/health';
 import { buildServices, type Services } from '../functions/services';
 import { loadConfig } from '../lib/config';
+import { queueClient } from '../lib/storage';
 
 let sandbox: Sandbox;
 
@@ -39,6 +41,10 @@ test('health answers 200 when storage and FPX are reachable', async () => {
           thumbprint: sandbox.certs.client.thumbprint,
         },
       },
+      poisonQueues: {
+        'fpx-tenant-details-poison': expect.any(Number),
+        'crm-deliveries-poison': expect.any(Number),
+      },
     },
   });
   // The FPX check went through mutual TLS with the configured certificate.
@@ -65,5 +71,24 @@ test('health answers 503 naming what is not reachable', async () => {
     expect(body.checks.fpx?.error).toMatch(/503/);
   } finally {
     sandbox.setOutage(false);
+  }
+});
+
+test("health reports the poison queues' depths", async () => {
+  // Its own Azurite: other suites fill the shared one's poison queues.
+  const azurite = await startAzurite();
+  try {
+    const poison = queueClient(azurite.connectionString, 'fpx-tenant-details-poison');
+    await poison.createIfNotExists();
+    await poison.sendMessage(Buffer.from('{"tenantId":"x"}').toString('base64'));
+    await poison.sendMessage(Buffer.from('{"tenantId":"y"}').toString('base64'));
+    const response = await healthCheck(services({ AzureWebJobsStorage: azurite.connectionString }));
+    expect(response.status).toBe(200);
+    expect((response.jsonBody as { poisonQueues: unknown }).poisonQueues).toEqual({
+      'fpx-tenant-details-poison': 2,
+      'crm-deliveries-poison': 0,
+    });
+  } finally {
+    await azurite.stop();
   }
 });
