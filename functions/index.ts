@@ -3,7 +3,9 @@
  * reads the settings once, builds the shared clients, and registers every function with them.
  * A bad setting throws here, before anything is registered, with one message naming it.
  */
+import { app } from '@azure/functions';
 import { loadConfig } from '../lib/config';
+import { crmDeps } from '../lib/crm';
 import { registerCertExpiryCheck } from './certExpiryCheck';
 import { registerCrmContacts } from './crmContacts';
 import { registerCrmDelivery } from './crmDelivery';
@@ -32,3 +34,6 @@ registerCrmDelivery(services);
 registerDeliverCrmRequest(services);
 registerOpenApi();
 registerPurgeCrmDeliveries(services);
+
+// Webhook answers go out before their final record is written: let those writes land before the worker stops.
+app.hook.appTerminate(() => crmDeps(services).pending.drain());

@@ -22,16 +22,25 @@ export function registerSyncTenantDetails(services: Services): void {
       const state = services.table(TABLES.syncState);
       const runs = services.table(DETAILS_RUNS_TABLE);
       const lastAttempt = Number(context.triggerMetadata?.dequeueCount ?? 1) >= MAX_DEQUEUE_COUNT;
+      let result: Awaited<ReturnType<typeof syncTenantDetails>>;
       try {
-        const result = await syncTenantDetails({ ...services, log: (line) => context.log(line) }, message);
-        await recordTenantOutcome(state, runs, { runId: message.runId, tenantId: message.tenantId, result });
-        return result;
+        result = await syncTenantDetails({ ...services, log: (line) => context.log(line) }, message);
       } catch (error) {
         // Only the last attempt counts as failed: the host retries the others, then moves it to poison.
-        if (lastAttempt)
-          await recordTenantOutcome(state, runs, { runId: message.runId, tenantId: message.tenantId, error });
+        if (lastAttempt) {
+          await recordTenantOutcome(state, runs, {
+            runId: message.runId,
+            tenantId: message.tenantId,
+            error,
+          }).catch((recordError: unknown) =>
+            context.error(`could not record the failure in FpxSyncState: ${recordError}`),
+          );
+        }
         throw error;
       }
+      // The tenant is in step; recording it is a step of its own, so its failure never marks the tenant failed.
+      await recordTenantOutcome(state, runs, { runId: message.runId, tenantId: message.tenantId, result });
+      return result;
     },
   });
 }

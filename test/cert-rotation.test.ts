@@ -68,9 +68,10 @@ test('rotation with 1,000+ FPX calls in flight: no call fails, new calls present
   const total = 1500;
   const tenantId = String(sandbox.data.partnerTenants[0]?.tenantId);
   let settled = 0;
-  // The first 32 answers (one per connection of the Agent) take 3 s: meanwhile the client keeps dispatching
+  // The first 32 answers (one per connection of the Agent) take 6 s: meanwhile the client keeps dispatching
   // (up to 1,000 a second), so calls pile up in the old certificate's Agent, on the wire and in its queue.
-  sandbox.injectFault({ kind: 'slow', delayMs: 3000 }, {}, 32);
+  // 6 s leaves a loaded 2-core machine ample time to dispatch 1,000 before the first answer returns.
+  sandbox.injectFault({ kind: 'slow', delayMs: 6000 }, {}, 32);
   // Mostly GETs, and one call in ten a POST: the transport never resends a POST, so a POST dispatched to a
   // closed Agent would fail outright.
   const calls = Array.from({ length: total }, (_, i) =>

@@ -140,7 +140,9 @@ describe('syncTenantDetails', () => {
     }
 
     const again = await syncTenantDetails({ fpx, table }, { tenantId, claimed: true, rfaIds: referrals });
-    expect(again.entitlements.entityWrites + again.contacts.entityWrites + again.notes.entityWrites).toBe(0);
+    expect(
+      (again.entitlements?.entityWrites ?? 0) + again.contacts.entityWrites + again.notes.entityWrites,
+    ).toBe(0);
   });
 
   test('a note or contact removed in FPX is marked removed for that tenant only', async () => {

@@ -230,7 +230,7 @@ describe('error bodies in both casings', () => {
 
 describe('PagedList', () => {
   const pages = (list: Array<{ items: number[]; hasMore?: boolean; count?: number }>) =>
-    new PagedList<number>('GET /x', 2, async (page) => list[page - 1] ?? { items: [], hasMore: false });
+    new PagedList<number>('GET /x', async (page) => list[page - 1] ?? { items: [], hasMore: false });
 
   test('follows hasMore, and count when hasMore is missing', async () => {
     expect(
@@ -247,8 +247,18 @@ describe('PagedList', () => {
     ).toEqual([1, 2, 3]);
   });
 
+  test('counts items, not pages, against count: FPX may cap the page size below ours', async () => {
+    // pageSize 2 asked, FPX answers 1 item a page: page * pageSize would stop after page 2.
+    const capped = [1, 2, 3, 4].map((n) => ({ items: [n], count: 4 }));
+    expect(await pages(capped).toArray()).toEqual([1, 2, 3, 4]);
+  });
+
+  test('with neither hasMore nor count, reads on until an empty page', async () => {
+    expect(await pages([{ items: [1, 2] }, { items: [3] }, { items: [] }]).toArray()).toEqual([1, 2, 3]);
+  });
+
   test('stops with an error when a page repeats', async () => {
-    const list = new PagedList<number>('GET /partnerTenants', 2, async () => ({
+    const list = new PagedList<number>('GET /partnerTenants', async () => ({
       items: [1, 2],
       hasMore: true,
     }));

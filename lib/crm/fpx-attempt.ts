@@ -47,9 +47,14 @@ export async function attemptDelivery(
         };
       }
     } catch (error) {
-      const outcome = classify(error, scrub);
-      // FPX still unreachable: try the whole attempt again later. Otherwise send and let FPX judge.
-      if (outcome.kind === 'unavailable') return { ...outcome, outcomeUnknown: true };
+      // Whatever stopped the look-up (FPX unreachable, an answer that does not fit, a 4xx), sending now could
+      // create twice: try the whole attempt again later; after the last attempt the delivery fails loudly.
+      return {
+        kind: 'unavailable',
+        error: scrub(`looking for an earlier attempt's result failed: ${safeErrorMessage(error)}`),
+        outcomeUnknown: true,
+        retryAfterMs: error instanceof FpxError ? error.retryAfterMs : undefined,
+      };
     }
   }
   const call: CallOptions = { endUserToken: options.endUserToken, signal: options.signal };
@@ -84,7 +89,9 @@ function classify(error: unknown, scrub: (text: string) => string): AttemptOutco
       return {
         kind: 'rejected',
         message: scrub(status === 400 ? message : `${status}: ${message}`),
-        errors: error.fieldErrors,
+        errors: Object.fromEntries(
+          Object.entries(error.fieldErrors).map(([field, reasons]) => [field, reasons.map(scrub)]),
+        ),
       };
     }
     if (error.kind === 'invalid-response') {

@@ -7,7 +7,7 @@ import type { CrmOperation } from './payloads';
  * again. A match counts as delivered, with FPX's record as the result.
  *
  * - note: same tenant, category and text, `created` since the unknown attempt began (minus clock skew);
- *   notes are read newest first and the search stops at the first older one.
+ *   notes are asked newest first, and every page is read (the order is not relied on).
  * - contact: same tenant and email (case-insensitive), or, without an email, same name and title;
  *   `created` in the same window.
  * - entitlement record added without serviceIntentId: the service has a record with the same L1 status
@@ -39,11 +39,10 @@ export async function findExisting(
         orderByCreated: 'Descending',
         signal: options.signal,
       });
-      for await (const page of listing.pages()) {
-        for (const candidate of page.items) {
-          if (!inWindow(candidate.created)) return undefined;
-          if ((candidate.text ?? null) === (note.text ?? null)) return { result: candidate };
-        }
+      // Every page: FPX may not honour the ordering, and a note without `created` must not end the search.
+      for await (const candidate of listing) {
+        if (!inWindow(candidate.created)) continue;
+        if ((candidate.text ?? null) === (note.text ?? null)) return { result: candidate };
       }
       return undefined;
     }

@@ -190,7 +190,7 @@ export class FpxClient {
     options: CallOptions,
   ): PagedList<z.output<T>> {
     const envelope = schemas.listEnvelope(item);
-    return new PagedList(endpoint, this.pageSize, (page) =>
+    return new PagedList(endpoint, (page) =>
       this.transport.call({
         method: 'GET',
         path,

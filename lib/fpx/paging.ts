@@ -25,20 +25,24 @@ export type FetchPage<T> = (page: number) => Promise<{
 export class PagedList<T> implements AsyncIterable<T> {
   constructor(
     private readonly endpoint: string,
-    private readonly pageSize: number,
     private readonly fetchPage: FetchPage<T>,
   ) {}
 
   async *pages(): AsyncGenerator<Page<T>> {
     let previousDigest: string | undefined;
+    let seen = 0;
     for (let page = 1; ; page++) {
       const envelope = await this.fetchPage(page);
       const items = envelope.items ?? [];
       const count = envelope.count ?? undefined;
-      // Without `hasMore`, fall back on `count`.
-      const hasMore = envelope.hasMore ?? (count !== undefined && page * this.pageSize < count);
+      seen += items.length;
+      // Without `hasMore`, fall back on the items counted against `count` (FPX may cap the page size below
+      // ours); with neither, read on until an empty page rather than risk taking part of a list for all of it.
+      const hasMore = envelope.hasMore ?? (count !== undefined ? seen < count : items.length > 0);
       if (hasMore && items.length === 0) {
-        throw this.loopError(`page ${page} is empty but hasMore is still true`);
+        throw this.loopError(
+          `page ${page} is empty but ${envelope.hasMore ? 'hasMore is still true' : `count says ${count}`}`,
+        );
       }
       const digest =
         items.length > 0 ? createHash('sha256').update(JSON.stringify(items)).digest('hex') : undefined;

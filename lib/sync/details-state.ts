@@ -92,7 +92,9 @@ export async function recordTenantOutcome(
   // A late message of an older fan-out does not count towards the current one.
   if (!details || details.runId !== outcome.runId) return;
   const parts = outcome.result
-    ? [outcome.result.entitlements, outcome.result.contacts, outcome.result.notes]
+    ? [outcome.result.entitlements, outcome.result.contacts, outcome.result.notes].filter(
+        (part): part is NonNullable<typeof part> => part !== undefined,
+      )
     : [];
   const sum = (key: 'seen' | 'created' | 'changed' | 'removed') => parts.reduce((n, p) => n + p[key], 0);
   const row: TenantRunRow = {

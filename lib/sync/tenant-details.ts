@@ -26,7 +26,8 @@ export interface DetailsDeps {
 
 export interface TenantDetailsResult {
   tenantId: string;
-  entitlements: SyncResult;
+  /** Undefined when FPX refused the entitlements of a tenant that is only referred. */
+  entitlements?: SyncResult;
   contacts: SyncResult;
   notes: SyncResult;
   apiCalls: number;
@@ -78,20 +79,25 @@ export async function syncTenantDetails(
     now: deps.now,
   };
 
-  const entitlements = await syncStream({
-    ...common,
-    stream: `${tenantId}-entitlements`,
-    rows: deps.table(TABLES.entitlements),
-    rowKey: (record: fpxSchemas.EntitlementRecord) => record.serviceIntentId,
-    pages: (async function* () {
-      yield await fpx.entitlements(tenantId, [], { onAttempt }).catch((error: unknown) => {
-        // FPX may refuse entitlements of a tenant that is only referred: that tenant has none for us.
-        if (!message.claimed && error instanceof FpxError && (error.status === 403 || error.status === 404))
-          return [];
-        throw error;
-      });
-    })(),
+  // FPX may refuse entitlements of a tenant that is only referred. Then there is no listing at all: skip
+  // the sync rather than take an empty answer for a complete one (that would mark every record removed).
+  const records = await fpx.entitlements(tenantId, [], { onAttempt }).catch((error: unknown) => {
+    if (!message.claimed && error instanceof FpxError && (error.status === 403 || error.status === 404)) {
+      return undefined;
+    }
+    throw error;
   });
+  const entitlements = records
+    ? await syncStream({
+        ...common,
+        stream: `${tenantId}-entitlements`,
+        rows: deps.table(TABLES.entitlements),
+        rowKey: (record: fpxSchemas.EntitlementRecord) => record.serviceIntentId,
+        pages: (async function* () {
+          yield records;
+        })(),
+      })
+    : undefined;
 
   const contacts = await syncStream({
     ...common,
