@@ -214,3 +214,45 @@ test('an entitlement record added (no serviceIntentId) whose answer was lost is 
     sandbox.requests.filter((r) => r.method === 'PATCH' && r.path.endsWith('/services/2/entitlements')),
   ).toHaveLength(1);
 });
+
+test('an instance that dies after FPX took the note but before recording it: the safety message finishes it, once', async () => {
+  const fx = crmFixture(connection, sandbox, { leaseMs: 1_000 });
+  // The crash: the answer goes out, the final record never lands (the write after answering is lost).
+  const dying: CrmDeps = {
+    ...fx.deps,
+    pending: { ...fx.deps.pending, start: () => undefined } as unknown as CrmDeps['pending'],
+  };
+  const text = `crashed ${randomUUID()}`;
+  const note = await post(dying, fx.secrets, { tenantId: TENANT, text, noteCategoryId: 2 });
+  expect(note.status).toBe(200);
+  expect((await fx.deps.store.get(note.deliveryId))?.status).toBe('processing');
+
+  // No repeat from the CRM: the safety message, visible once the lease has ended, is all there is.
+  const outcomes: WorkerOutcome[] = [];
+  await waitFor('the safety message', async () => {
+    outcomes.push(...(await runWorker(fx.deps)));
+    return outcomes.length >= 1;
+  });
+  expect(outcomes).toEqual(['delivered']);
+  expect(await fx.deps.store.get(note.deliveryId)).toMatchObject({
+    status: 'delivered',
+    lastError: expect.stringContaining('found in FPX'),
+  });
+  expect(noteCreates(sandbox, text)).toHaveLength(1);
+  expect(storedNotes(sandbox, TENANT, text)).toHaveLength(1);
+});
+
+test('the safety message of a webhook already on record does nothing', async () => {
+  const fx = crmFixture(connection, sandbox, { leaseMs: 1_000 });
+  const text = `recorded ${randomUUID()}`;
+  const note = await post(fx.deps, fx.secrets, { tenantId: TENANT, text, noteCategoryId: 2 });
+  expect(note.status).toBe(200);
+  await fx.deps.pending.settled(note.deliveryId);
+  const outcomes: WorkerOutcome[] = [];
+  await waitFor('the safety message', async () => {
+    outcomes.push(...(await runWorker(fx.deps)));
+    return outcomes.length >= 1;
+  });
+  expect(outcomes).toEqual(['skipped']);
+  expect(noteCreates(sandbox, text)).toHaveLength(1);
+});

@@ -37,6 +37,14 @@ export async function handleWebhook(
   const claim = await claimWebhook(deps, endpoint, deliveryId, input);
   if ('answer' in claim) return claim.answer;
   const delivery = claim.delivery;
+  // A safety message for when the lease ends: if this instance dies before the outcome is on record (and the
+  // CRM never repeats the webhook), the queue picks the delivery up, looks in FPX first, and finishes it.
+  // It finds a final record and does nothing in the usual case. Sent while FPX is called, not before.
+  const safetyNet = deps.queue
+    .schedule(deliveryId, Math.ceil(deps.policy.leaseMs / 1000) + 1)
+    .catch((error: unknown) =>
+      log.error(`Delivery ${deliveryId}: could not queue its safety message: ${error}`),
+    );
 
   // Behind a long rate-limit wait (a 429's Retry-After, a burst): queue now rather than keep the CRM waiting.
   const wait = estimatedSlotWaitMs(deps);
@@ -52,14 +60,17 @@ export async function handleWebhook(
 
   switch (outcome.kind) {
     case 'delivered':
+      await safetyNet;
       deps.pending.start(deliveryId, () => recordFinal(deps, delivery, outcome, log, 200), log);
       log.log(`Delivery ${deliveryId} (webhook ${input.webhookId}): delivered to FPX`);
       return delivered(deliveryId, outcome.result);
     case 'rejected':
+      await safetyNet;
       deps.pending.start(deliveryId, () => recordFinal(deps, delivery, outcome, log, 422), log);
       log.warn(`Delivery ${deliveryId} (webhook ${input.webhookId}): FPX rejected it: ${outcome.message}`);
       return rejected(deliveryId, outcome.message, outcome.errors);
     case 'unavailable': {
+      await safetyNet;
       const delay = retryDelaySeconds(
         attemptsAfter(delivery, outcome),
         deps.policy.backoffSeconds,

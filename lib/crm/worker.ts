@@ -57,6 +57,10 @@ export async function deliverQueuedRequest(
     await deps.queue.schedule(deliveryId, waitSeconds);
     return 'deferred';
   }
+  // A retry is already scheduled later (this is an earlier safety message, or a repeat): that message comes.
+  if (found.status === 'queued' && found.nextAttemptAt && Date.parse(found.nextAttemptAt) > now + 1_000) {
+    return 'skipped';
+  }
   if (found.attempts >= deps.policy.maxAttempts) {
     await exhaust(deps, found, found.lastError || 'no attempts left', log);
     return 'failed';
