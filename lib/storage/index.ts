@@ -119,3 +119,12 @@ export async function ensureTable(client: TableClient): Promise<TableClient> {
   await client.createTable();
   return client;
 }
+
+const ensuredTables = new WeakSet<TableClient>();
+
+/** Creates the table once per client and process, so a hot path does not pay a request for it each time. */
+export async function ensureTableOnce(client: TableClient): Promise<void> {
+  if (ensuredTables.has(client)) return;
+  await client.createTable();
+  ensuredTables.add(client);
+}

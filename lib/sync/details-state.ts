@@ -1,4 +1,5 @@
 import { odata, type TableClient, type TransactionAction } from '@azure/data-tables';
+import { ensureTableOnce } from '../storage';
 import { SYNC_STATE_PARTITION, safeErrorMessage } from './sync-state';
 import type { FanOutResult, TenantDetailsResult } from './tenant-details';
 
@@ -108,7 +109,7 @@ export async function recordTenantOutcome(
     apiCalls: outcome.result?.apiCalls ?? 0,
     error: outcome.error === undefined ? '' : safeErrorMessage(outcome.error).slice(0, 300),
   };
-  await runs.createTable();
+  await ensureTableOnce(runs);
   await runs.upsertEntity(row, 'Replace');
 
   const finished: TenantRunRow[] = [];

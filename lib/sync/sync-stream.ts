@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import type { TableClient } from '@azure/data-tables';
-import { ensureTable } from '../storage';
+import { ensureTableOnce } from '../storage';
 import { BatchWriter } from './batch-writer';
 import { contentHash } from './hash';
 import { type KnownRow, readPartitionIndex } from './partition-index';
@@ -72,15 +72,6 @@ export class SyncItemError extends Error {
     super(`sync ${stream}: item ${itemIndex} ${problem}`);
     this.name = 'SyncItemError';
   }
-}
-
-const ensuredTables = new WeakSet<TableClient>();
-
-/** Creates the table once per client and process, so a run does not pay a request for it each time. */
-async function ensureTableOnce(table: TableClient): Promise<void> {
-  if (ensuredTables.has(table)) return;
-  await ensureTable(table);
-  ensuredTables.add(table);
 }
 
 /**
