@@ -1,4 +1,4 @@
-import { stableUuid } from '../alerts';
+import { stableUuid } from '../redact';
 import { MAX_BLOB_BYTES, packJson } from './blob';
 import { type Delivery, type DeliveryFields, DeliveryLeaseLost, RETENTION_DAYS } from './delivery-store';
 import type { CrmDeps, CrmLog } from './deps';

@@ -1,5 +1,5 @@
 import { type CallOptions, type FpxClient, FpxError } from '../fpx';
-import { safeErrorMessage } from '../sync';
+import { safeErrorMessage } from '../redact';
 import { type CrmOperation, type FieldErrors, isCreate } from './payloads';
 import { findExisting } from './reconcile';
 

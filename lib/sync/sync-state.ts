@@ -53,20 +53,4 @@ export async function readSyncState(state: TableClient, stream: string): Promise
   }
 }
 
-const MAX_ERROR_CHARS = 2_000;
-
-/**
- * A failure's message fit for the state table and logs: credentials that SDK and HTTP errors may
- * echo (SAS signatures, account keys, bearer tokens) are blanked, and the text is capped.
- */
-export function safeErrorMessage(error: unknown): string {
-  const message = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
-  const redacted = message
-    .replace(/([?&]sig=)[^&\s"']+/gi, '$1REDACTED')
-    .replace(/(AccountKey=)[^;\s"']+/gi, '$1REDACTED')
-    .replace(/(SharedAccessSignature=)[^;\s"']+/gi, '$1REDACTED')
-    .replace(/(Bearer\s+)[\w.~+/=-]+/gi, '$1REDACTED');
-  return redacted.length > MAX_ERROR_CHARS
-    ? `${redacted.slice(0, MAX_ERROR_CHARS)}…`
-    : redacted || 'unknown error';
-}
+export { safeErrorMessage } from '../redact';
