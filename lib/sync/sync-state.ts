@@ -1,36 +1,43 @@
 import type { TableClient } from '@azure/data-tables';
+import type { SyncResult } from './sync-stream';
 
 /** FpxSyncState: PartitionKey `sync`, RowKey the stream name. */
 export const SYNC_STATE_PARTITION = 'sync';
 
 export type SyncStatus = 'succeeded' | 'failed';
 
+/** The run's counts FpxSyncState keeps (the rest of SyncResult is for the caller and the log). */
+export const RECORDED_COUNTS = [
+  'seen',
+  'created',
+  'changed',
+  'restored',
+  'removed',
+  'unchanged',
+  'duplicates',
+  'pages',
+  'apiCalls',
+  'tableRequests',
+  'entityWrites',
+  'durationMs',
+] as const satisfies readonly (keyof SyncResult)[];
+
+export type RecordedCounts = Pick<SyncResult, (typeof RECORDED_COUNTS)[number]>;
+
 /** What a finished run records (merged into the stream's row, so `lastCompletedAt` survives a failure). */
-export interface SyncRunRecord {
+export type SyncRunRecord = RecordedCounts & {
   lastStatus: SyncStatus;
   /** The failure's message; empty (our null) after a success. */
   lastError: string;
   /** Only written on success. */
   lastCompletedAt?: string;
-  seen: number;
-  created: number;
-  changed: number;
-  restored: number;
-  removed: number;
-  unchanged: number;
-  duplicates: number;
-  pages: number;
-  apiCalls: number;
-  tableRequests: number;
-  entityWrites: number;
-  durationMs: number;
-}
+};
 
-export interface SyncStateRow extends Partial<SyncRunRecord> {
+export type SyncStateRow = Partial<SyncRunRecord> & {
   partitionKey: string;
   rowKey: string;
   lastStartedAt?: string;
-}
+};
 
 export async function recordRunStart(state: TableClient, stream: string, startedAt: string): Promise<void> {
   await state.upsertEntity(

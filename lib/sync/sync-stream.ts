@@ -6,7 +6,13 @@ import { contentHash } from './hash';
 import { type KnownRow, readPartitionIndex } from './partition-index';
 import { countTableRequests, type TableRequestCounts, withTableRequestCounts } from './request-counter';
 import { toRow } from './row';
-import { recordRunEnd, recordRunStart, type SyncRunRecord, safeErrorMessage } from './sync-state';
+import {
+  RECORDED_COUNTS,
+  type RecordedCounts,
+  recordRunEnd,
+  recordRunStart,
+  safeErrorMessage,
+} from './sync-state';
 import { tableKeyProblem } from './table-key';
 
 export interface SyncStreamOptions<T extends object> {
@@ -231,23 +237,10 @@ async function runSync<T extends object>(options: SyncStreamOptions<T>, requests
 }
 
 /** The counts FpxSyncState keeps of a run. */
-function runRecord(result: SyncResult): Omit<SyncRunRecord, 'lastStatus' | 'lastError'> {
-  const { seen, created, changed, restored, removed, unchanged, duplicates, pages } = result;
-  const { apiCalls, tableRequests, entityWrites, durationMs } = result;
-  return {
-    seen,
-    created,
-    changed,
-    restored,
-    removed,
-    unchanged,
-    duplicates,
-    pages,
-    apiCalls,
-    tableRequests,
-    entityWrites,
-    durationMs,
-  };
+function runRecord(result: SyncResult): RecordedCounts {
+  const record = {} as RecordedCounts;
+  for (const key of RECORDED_COUNTS) record[key] = result[key];
+  return record;
 }
 
 /** The run's one summary line. */
