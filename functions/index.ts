@@ -17,6 +17,7 @@ import { registerOpenApi } from './openapi';
 import { registerPollReferrals } from './pollReferrals';
 import { registerPollTenants } from './pollTenants';
 import { registerPurgeCrmDeliveries } from './purgeCrmDeliveries';
+import { registerRecoverCrmDeliveries } from './recoverCrmDeliveries';
 import { buildServices } from './services';
 import { registerSyncTenantDetails } from './syncTenantDetails';
 
@@ -34,6 +35,7 @@ registerCrmDelivery(services);
 registerDeliverCrmRequest(services);
 registerOpenApi();
 registerPurgeCrmDeliveries(services);
+registerRecoverCrmDeliveries(services);
 
 // Webhook answers go out before their final record is written: let those writes land before the worker stops.
 app.hook.appTerminate(() => crmDeps(services).pending.drain());

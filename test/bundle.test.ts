@@ -40,6 +40,7 @@ const CONTRACT: Record<string, ContractTrigger> = {
   // daily purge of finished deliveries past their 7-day retention.
   openapi: { type: 'httpTrigger', methods: ['GET'], route: 'openapi.json' },
   purgeCrmDeliveries: { type: 'timerTrigger', schedule: '0 30 3 * * *' },
+  recoverCrmDeliveries: { type: 'timerTrigger', schedule: '0 */5 * * * *' },
 };
 
 /** The trigger as registered, in the contract's terms (unresolved `%SETTING%` references kept). */

@@ -12,6 +12,7 @@ import {
   deliverQueuedRequest,
   deliveryIdFor,
   handleWebhook,
+  recoverStalled,
   type WorkerOutcome,
 } from '../lib/crm';
 import { unpackJson } from '../lib/crm/blob';
@@ -215,7 +216,7 @@ test('an entitlement record added (no serviceIntentId) whose answer was lost is 
   ).toHaveLength(1);
 });
 
-test('an instance that dies after FPX took the note but before recording it: the safety message finishes it, once', async () => {
+test('an instance that dies after FPX took the note but before recording it: recovery finishes it, once', async () => {
   const fx = crmFixture(connection, sandbox, { leaseMs: 1_000 });
   // The crash: the answer goes out, the final record never lands (the write after answering is lost).
   const dying: CrmDeps = {
@@ -226,33 +227,46 @@ test('an instance that dies after FPX took the note but before recording it: the
   const note = await post(dying, fx.secrets, { tenantId: TENANT, text, noteCategoryId: 2 });
   expect(note.status).toBe(200);
   expect((await fx.deps.store.get(note.deliveryId))?.status).toBe('processing');
+  const quiet = loggedContext().context;
 
-  // No repeat from the CRM: the safety message, visible once the lease has ended, is all there is.
-  const outcomes: WorkerOutcome[] = [];
-  await waitFor('the safety message', async () => {
-    outcomes.push(...(await runWorker(fx.deps)));
-    return outcomes.length >= 1;
-  });
-  expect(outcomes).toEqual(['delivered']);
+  // While the lease lasts the attempt may still be running: recovery leaves it alone.
+  expect(await recoverStalled(fx.deps, quiet)).toBe(0);
+  // No repeat from the CRM: once the lease has ended, recovery queues it and the worker finishes it.
+  await new Promise((resolve) => setTimeout(resolve, 1_100));
+  expect(await recoverStalled(fx.deps, quiet)).toBe(1);
+  expect(await runWorker(fx.deps)).toEqual(['delivered']);
   expect(await fx.deps.store.get(note.deliveryId)).toMatchObject({
     status: 'delivered',
     lastError: expect.stringContaining('found in FPX'),
   });
   expect(noteCreates(sandbox, text)).toHaveLength(1);
   expect(storedNotes(sandbox, TENANT, text)).toHaveLength(1);
+  // Finished: nothing stalled is left, and no message is waiting.
+  expect(await recoverStalled(fx.deps, quiet)).toBe(0);
+  expect(await runWorker(fx.deps)).toEqual([]);
 });
 
-test('the safety message of a webhook already on record does nothing', async () => {
+test('recovery leaves recorded and queued deliveries alone, and a webhook queues no message of its own', async () => {
   const fx = crmFixture(connection, sandbox, { leaseMs: 1_000 });
   const text = `recorded ${randomUUID()}`;
   const note = await post(fx.deps, fx.secrets, { tenantId: TENANT, text, noteCategoryId: 2 });
   expect(note.status).toBe(200);
   await fx.deps.pending.settled(note.deliveryId);
-  const outcomes: WorkerOutcome[] = [];
-  await waitFor('the safety message', async () => {
-    outcomes.push(...(await runWorker(fx.deps)));
-    return outcomes.length >= 1;
-  });
-  expect(outcomes).toEqual(['skipped']);
+  sandbox.setOutage(true);
+  try {
+    const queued = await post(fx.deps, fx.secrets, {
+      tenantId: TENANT,
+      text: `${text} queued`,
+      noteCategoryId: 2,
+    });
+    expect(queued.status).toBe(202);
+  } finally {
+    sandbox.setOutage(false);
+  }
+  await new Promise((resolve) => setTimeout(resolve, 1_100));
+  expect(await recoverStalled(fx.deps, loggedContext().context)).toBe(0);
+  // Only the queued delivery's retry is on the queue.
+  const { approximateMessagesCount } = await fx.deps.queue.main.getProperties();
+  expect(approximateMessagesCount).toBe(1);
   expect(noteCreates(sandbox, text)).toHaveLength(1);
 });

@@ -137,6 +137,21 @@ export class DeliveryStore {
     return this.readBlob('result', delivery);
   }
 
+  /**
+   * Deliveries whose attempt was abandoned: `processing` with the lease run out (the instance died, or its
+   * final record failed). One filtered scan of the delivery rows; ids only.
+   */
+  async *stalled(now: Date): AsyncIterable<string> {
+    await this.ensureTable();
+    const rows = this.table.listEntities<Record<string, unknown>>({
+      queryOptions: {
+        filter: odata`RowKey eq ${DELIVERY_ROW} and status eq 'processing' and leaseUntil lt ${now.toISOString()}`,
+        select: ['PartitionKey'],
+      },
+    });
+    for await (const row of rows) yield String(row.partitionKey);
+  }
+
   /** Deletes finished deliveries whose `expiresAt` has passed; returns how many. */
   async purgeExpired(now: Date): Promise<number> {
     await this.ensureTable();

@@ -34,4 +34,4 @@ export { PendingWrites } from './pending-writes';
 export { SIGNATURE_TOLERANCE_SECONDS, signWebhook, verifyWebhookSignature, webhookKeys } from './signature';
 export { deliveryStatus } from './status';
 export { handleWebhook } from './webhook';
-export { deliverQueuedRequest, type WorkerOutcome } from './worker';
+export { deliverQueuedRequest, recoverStalled, type WorkerOutcome } from './worker';

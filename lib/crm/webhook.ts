@@ -22,6 +22,9 @@ import type { WebhookEndpoint } from './payloads';
  * A CRM webhook: verify, validate, claim its webhook-id, hand it to FPX and answer with FPX's result —
  * or queue it (202) when FPX is unavailable. A repeated webhook-id gets the first answer again.
  * A final outcome is recorded right after answering (see PendingWrites); a queued one before the 202.
+ * Should this instance die before the outcome is on record, the delivery is not lost: a repeat of the
+ * webhook takes it over once the lease ends, and so does `recoverStalled` (a timer) if the CRM never
+ * repeats it; either looks in FPX before sending again.
  */
 export async function handleWebhook(
   deps: CrmDeps,
@@ -37,14 +40,6 @@ export async function handleWebhook(
   const claim = await claimWebhook(deps, endpoint, deliveryId, input);
   if ('answer' in claim) return claim.answer;
   const delivery = claim.delivery;
-  // A safety message for when the lease ends: if this instance dies before the outcome is on record (and the
-  // CRM never repeats the webhook), the queue picks the delivery up, looks in FPX first, and finishes it.
-  // It finds a final record and does nothing in the usual case. Sent while FPX is called, not before.
-  const safetyNet = deps.queue
-    .schedule(deliveryId, Math.ceil(deps.policy.leaseMs / 1000) + 1)
-    .catch((error: unknown) =>
-      log.error(`Delivery ${deliveryId}: could not queue its safety message: ${error}`),
-    );
 
   // Behind a long rate-limit wait (a 429's Retry-After, a burst): queue now rather than keep the CRM waiting.
   const wait = estimatedSlotWaitMs(deps);
@@ -60,17 +55,14 @@ export async function handleWebhook(
 
   switch (outcome.kind) {
     case 'delivered':
-      await safetyNet;
       deps.pending.start(deliveryId, () => recordFinal(deps, delivery, outcome, log, 200), log);
       log.log(`Delivery ${deliveryId} (webhook ${input.webhookId}): delivered to FPX`);
       return delivered(deliveryId, outcome.result);
     case 'rejected':
-      await safetyNet;
       deps.pending.start(deliveryId, () => recordFinal(deps, delivery, outcome, log, 422), log);
       log.warn(`Delivery ${deliveryId} (webhook ${input.webhookId}): FPX rejected it: ${outcome.message}`);
       return rejected(deliveryId, outcome.message, outcome.errors);
     case 'unavailable': {
-      await safetyNet;
       const delay = retryDelaySeconds(
         attemptsAfter(delivery, outcome),
         deps.policy.backoffSeconds,

@@ -57,7 +57,7 @@ export async function deliverQueuedRequest(
     await deps.queue.schedule(deliveryId, waitSeconds);
     return 'deferred';
   }
-  // A retry is already scheduled later (this is an earlier safety message, or a repeat): that message comes.
+  // A retry is already scheduled later (this message is a repeat, or from recovery): that message comes.
   if (found.status === 'queued' && found.nextAttemptAt && Date.parse(found.nextAttemptAt) > now + 1_000) {
     return 'skipped';
   }
@@ -137,4 +137,19 @@ function safeJson(text: string): unknown {
   } catch {
     return text;
   }
+}
+
+/**
+ * Hands every stalled delivery (an attempt whose instance died before its outcome was on record) to the
+ * queue worker, which takes the lease over and looks in FPX before sending again. This, not a message per
+ * webhook, is what finishes such a delivery when the CRM never repeats it. Returns how many were queued.
+ */
+export async function recoverStalled(deps: CrmDeps, log: CrmLog): Promise<number> {
+  let queued = 0;
+  for await (const deliveryId of deps.store.stalled(new Date(deps.now()))) {
+    await deps.queue.schedule(deliveryId, 0);
+    log.warn(`Delivery ${deliveryId}: its attempt stopped before recording an outcome; queued to finish it`);
+    queued++;
+  }
+  return queued;
 }
