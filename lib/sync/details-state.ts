@@ -112,12 +112,9 @@ export async function recordTenantOutcome(
   await ensureTableOnce(runs);
   await runs.upsertEntity(row, 'Replace');
 
-  const finished: TenantRunRow[] = [];
-  for await (const r of runs.listEntities<TenantRunRow>({
-    queryOptions: { filter: odata`PartitionKey eq ${outcome.runId}` },
-  })) {
-    finished.push(r);
-  }
+  // Counted on the keys alone (every tenant does this); the rows are read in full once, by the last.
+  if ((await listRun(runs, outcome.runId, ['RowKey'])).length < details.enqueued) return;
+  const finished = await listRun(runs, outcome.runId);
   if (finished.length < details.enqueued) return;
   const failed = finished.filter((r) => !r.ok);
   const total = (key: 'seen' | 'created' | 'changed' | 'removed' | 'apiCalls') =>
@@ -151,6 +148,16 @@ export async function readDetailsState(state: TableClient): Promise<DetailsRow |
   }
 }
 
+async function listRun(runs: TableClient, runId: string, select?: string[]): Promise<TenantRunRow[]> {
+  const rows: TenantRunRow[] = [];
+  for await (const r of runs.listEntities<TenantRunRow>({
+    queryOptions: { filter: odata`PartitionKey eq ${runId}`, select },
+  })) {
+    rows.push(r);
+  }
+  return rows;
+}
+
 function stripMeta<T extends object>(entity: T): T {
   const { etag: _etag, timestamp: _timestamp, ...rest } = entity as T & { etag?: string; timestamp?: string };
   return rest as T;
@@ -159,9 +166,7 @@ function stripMeta<T extends object>(entity: T): T {
 async function deleteRun(runs: TableClient, runId: string): Promise<void> {
   try {
     let batch: TransactionAction[] = [];
-    for await (const r of runs.listEntities({
-      queryOptions: { filter: odata`PartitionKey eq ${runId}`, select: ['RowKey'] },
-    })) {
+    for (const r of await listRun(runs, runId, ['RowKey'])) {
       batch.push(['delete', { partitionKey: runId, rowKey: String(r.rowKey) }]);
       if (batch.length === 100) {
         await runs.submitTransaction(batch);
