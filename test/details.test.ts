@@ -180,6 +180,40 @@ describe('syncTenantDetails', () => {
       if (note) details.notes.splice(noteIndex, 0, note);
     }
   });
+
+  test('a referred-only tenant whose entitlements FPX refuses: that listing is skipped, no record is marked removed', async () => {
+    const table = tables();
+    const withRecords = [...sandbox.data.tenants.entries()].find(([, d]) =>
+      [...d.entitlements.values()].some((s) => s.records.length > 0),
+    );
+    if (!withRecords) throw new Error('sandbox data: need a tenant with entitlement records');
+    const [tenantId, details] = withRecords;
+    const recordCount = [...details.entitlements.values()].flatMap((s) => s.records).length;
+    const rfaIds = details.contacts.flatMap((c) => (c.rfaId === null ? [] : [String(c.rfaId)]));
+    await syncTenantDetails({ fpx, table }, { tenantId, claimed: true, rfaIds: [] });
+
+    const entitlementsPath = /\/services\/entitlements$/;
+    const refusals = () =>
+      sandbox.requests.filter((r) => r.fault === 'refused' && entitlementsPath.test(r.path)).length;
+    const before = refusals();
+    // A 403 makes the client look for a newer certificate; the same one comes back, so it is not asked again.
+    sandbox.injectFault({ kind: 'refused', status: 403 }, { method: 'GET', path: entitlementsPath });
+    const referredOnly = await syncTenantDetails({ fpx, table }, { tenantId, claimed: false, rfaIds });
+    expect(refusals() - before).toBe(1);
+    expect(referredOnly.entitlements).toBeUndefined();
+    expect(referredOnly.contacts.status).toBe('succeeded');
+    expect(referredOnly.notes.status).toBe('succeeded');
+    const kept = await rows(table('FpxEntitlements'), tenantId);
+    expect(kept).toHaveLength(recordCount);
+    expect(kept.every((r) => r.removedAt === '')).toBe(true);
+
+    // A claimed tenant has no such excuse: the refusal fails the run (and still removes nothing).
+    sandbox.injectFault({ kind: 'refused', status: 404 }, { method: 'GET', path: entitlementsPath });
+    await expect(
+      syncTenantDetails({ fpx, table }, { tenantId, claimed: true, rfaIds: [] }),
+    ).rejects.toMatchObject({ status: 404 });
+    expect((await rows(table('FpxEntitlements'), tenantId)).every((r) => r.removedAt === '')).toBe(true);
+  });
 });
 
 describe('through the local host and the real queue', () => {

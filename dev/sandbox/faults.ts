@@ -16,6 +16,7 @@ export interface FaultProbabilities {
 export type ScriptedFault =
   | { kind: '5xx'; status?: 500 | 502 | 503 | 504 }
   | { kind: '429'; retryAfter?: string /* as sent: "2" or an HTTP date */ }
+  | { kind: 'refused'; status: 403 | 404 } // FPX declining a tenant it does not let us read
   | { kind: 'drop' } // destroy the socket before doing anything
   | { kind: 'dropAfterHandling' } // perform the request (e.g. create the note), then destroy the socket without answering
   | { kind: 'slow'; delayMs: number };

@@ -156,6 +156,9 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
       const headers = { 'Retry-After': fault.retryAfter ?? '1' };
       return answer(errorReply(429, 'Too many requests (simulated).', { headers }), '429');
     }
+    if (fault?.kind === 'refused') {
+      return answer(errorReply(fault.status, `Simulated ${fault.status} from the FPX sandbox.`), 'refused');
+    }
     if (fault?.kind === 'slow') await delay(fault.delayMs);
 
     const caller = decodeCaller(entry.authorization);
