@@ -3,6 +3,11 @@ import { daysLeft, isExpired } from '../lib/cert';
 import type { Services } from './services';
 
 const CHECK_TIMEOUT_MS = 5_000;
+/**
+ * The FPX probe's answer is reused this long: health is anonymous, and every probe takes a slot of the
+ * partner's FPX rate limit, so a monitor (or anyone) calling it often must not eat into the syncs' budget.
+ */
+export const FPX_PROBE_TTL_MS = 30_000;
 
 type Check = { ok: true } | { ok: false; error: string };
 
@@ -40,6 +45,20 @@ async function certificateCheck(services: Services, now = new Date()): Promise<C
   return loaded.ok && found ? found : { ok: false, error: loaded.ok ? 'no certificate' : loaded.error };
 }
 
+type FpxCheck = Check & { checkedAt: string };
+const fpxProbes = new WeakMap<Services, { at: number; result: Promise<FpxCheck> }>();
+
+/** The cheapest authenticated call (it proves the certificate, the network and FPX), at most once per TTL. */
+function fpxCheck(services: Services, now = Date.now()): Promise<FpxCheck> {
+  const last = fpxProbes.get(services);
+  if (last && now - last.at < FPX_PROBE_TTL_MS) return last.result;
+  const result = check((signal) =>
+    services.fpx.referenceList('noteCategories', { signal, maxAttempts: 1 }),
+  ).then((outcome) => ({ ...outcome, checkedAt: new Date(now).toISOString() }));
+  fpxProbes.set(services, { at: now, result });
+  return result;
+}
+
 /** The dead-letter queues an operator must look at: messages that failed every attempt. */
 export const POISON_QUEUES = ['fpx-tenant-details-poison', 'crm-deliveries-poison'];
 
@@ -63,13 +82,12 @@ async function poisonQueueDepths(services: Services): Promise<Record<string, num
 
 /**
  * GET /api/health: 200 when storage and FPX answer and the certificate is valid, 503 naming what is not;
- * also the certificate's days left and the poison queues' depths.
+ * also the certificate's days left and the poison queues' depths. FPX's answer may be up to 30 s old.
  */
 export async function healthCheck(services: Services): Promise<HttpResponseInit> {
   const [storage, fpx, certificate, poisonQueues] = await Promise.all([
     check((abortSignal) => services.tableService.getProperties({ abortSignal })),
-    // The cheapest authenticated call: it proves the certificate, the network and FPX itself.
-    check((signal) => services.fpx.referenceList('noteCategories', { signal, maxAttempts: 1 })),
+    fpxCheck(services),
     certificateCheck(services),
     poisonQueueDepths(services),
   ]);

@@ -33,7 +33,7 @@ test('health answers 200 when storage and FPX are reachable', async () => {
       status: 'ok',
       checks: {
         storage: { ok: true },
-        fpx: { ok: true },
+        fpx: { ok: true, checkedAt: expect.any(String) },
         certificate: {
           ok: true,
           daysLeft: expect.any(Number),
@@ -49,6 +49,19 @@ test('health answers 200 when storage and FPX are reachable', async () => {
   });
   // The FPX check went through mutual TLS with the configured certificate.
   expect(sandbox.requests.at(-1)?.clientCertThumbprint).toBe(sandbox.certs.client.thumbprint);
+});
+
+test('FPX is probed at most once per 30 s, however often health is called', async () => {
+  const shared = services();
+  const probes = () => sandbox.requests.filter((r) => r.path === '/noteCategories').length;
+  const before = probes();
+  const answers = await Promise.all([healthCheck(shared), healthCheck(shared), healthCheck(shared)]);
+  const again = await healthCheck(shared);
+  expect([...answers, again].map((a) => a.status)).toEqual([200, 200, 200, 200]);
+  expect(probes() - before).toBe(1);
+  const checkedAt = (a: { jsonBody?: unknown }) =>
+    (a.jsonBody as { checks: { fpx: { checkedAt: string } } }).checks.fpx.checkedAt;
+  expect(new Set([...answers, again].map(checkedAt)).size).toBe(1);
 });
 
 test('health answers 503 naming what is not reachable', async () => {
