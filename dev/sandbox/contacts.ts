@@ -73,19 +73,22 @@ export const updateContact: Handler = (context) => {
   return ok(entry.contact);
 };
 
-interface ContactInput {
-  name: string;
-  email: string | null;
-  phone: string | null;
-  managerName: string | null;
-  managerEmail: string | null;
-  title: string | null;
-  isEngaged: boolean | null;
-  isFastTrackContact: boolean | null;
-  evidence: string | null;
-  surveyEligible: boolean | null;
-  approvedSurvey: string | null;
-  note: string | null;
+/** A create/update body: the contact's plain fields, and its reference data as `…Id` objects. */
+type ContactInput = Pick<
+  Contact,
+  | 'name'
+  | 'email'
+  | 'phone'
+  | 'managerName'
+  | 'managerEmail'
+  | 'title'
+  | 'isEngaged'
+  | 'isFastTrackContact'
+  | 'evidence'
+  | 'surveyEligible'
+  | 'approvedSurvey'
+  | 'note'
+> & {
   timeZoneId: NamedId<string> | null;
   countryRegionId: NamedId<string> | null;
   adminTypeId: NamedId<number> | null;
@@ -93,7 +96,7 @@ interface ContactInput {
   contactTypeId: NamedId<number | string>;
   skillTypes: NamedId<number>[] | null;
   services: NamedId<number>[] | null;
-}
+};
 
 /** Checks the body against the guide's create/update table; undefined when it fails (errors are in `body`). */
 function readContact(
