@@ -177,7 +177,11 @@ test('a create whose answer was lost is found in FPX, not created again', async 
   ).toHaveLength(1);
 
   const record = await fx.deps.store.get(deliveryIdFor(contactId));
-  expect(record).toMatchObject({ status: 'delivered', lastError: expect.stringContaining('found in FPX') });
+  expect(record).toMatchObject({
+    status: 'delivered',
+    attempts: 1,
+    lastError: expect.stringContaining('found in FPX'),
+  });
   const bytes = record && (await fx.deps.store.result(record));
   expect(bytes && (await unpackJson(bytes))).toMatchObject({ email, name: 'Sam Lost' });
 });
@@ -235,8 +239,10 @@ test('an instance that dies after FPX took the note but before recording it: rec
   await new Promise((resolve) => setTimeout(resolve, 1_100));
   expect(await recoverStalled(fx.deps, quiet)).toBe(1);
   expect(await runWorker(fx.deps)).toEqual(['delivered']);
+  // The dead attempt's call counts; finding its note is no second one.
   expect(await fx.deps.store.get(note.deliveryId)).toMatchObject({
     status: 'delivered',
+    attempts: 1,
     lastError: expect.stringContaining('found in FPX'),
   });
   expect(noteCreates(sandbox, text)).toHaveLength(1);

@@ -68,12 +68,16 @@ export function earliest(a: string, b: string): string {
   return a < b ? a : b;
 }
 
-/** Takes the lease for one attempt (ETag-conditional); undefined when another attempt got there first. */
+/**
+ * Takes the lease for one attempt (ETag-conditional); undefined when another attempt got there first.
+ * Taking over a dead attempt counts it: its call may have reached FPX.
+ */
 export async function takeLease(deps: CrmDeps, delivery: Delivery): Promise<Delivery | undefined> {
   const now = deps.now();
   try {
     return await deps.store.update(delivery, {
       status: 'processing',
+      attempts: delivery.status === 'processing' ? delivery.attempts + 1 : delivery.attempts,
       leaseUntil: iso(now + deps.policy.leaseMs),
       attemptStartedAt: iso(now),
       unknownSince: unknownSinceAfterTakeover(delivery),
@@ -117,7 +121,8 @@ export async function recordFinal(
   answerStatus?: 200 | 422,
 ): Promise<void> {
   const now = deps.now();
-  const common = { attempts: delivery.attempts + 1, completedAt: iso(now), ...touched(now) };
+  const sent = outcome.kind === 'rejected' || !outcome.found;
+  const common = { attempts: delivery.attempts + (sent ? 1 : 0), completedAt: iso(now), ...touched(now) };
   try {
     if (outcome.kind === 'delivered') {
       let result = await packJson(outcome.result);

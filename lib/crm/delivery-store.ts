@@ -36,7 +36,7 @@ export interface DeliveryFields {
   fingerprint: string;
   /** `processing` while an attempt holds the lease (reported as `queued`). */
   status: StoredStatus;
-  /** Calls to FPX so far (reconciliation lookups not counted). */
+  /** FPX calls so far that may have reached it (a dead attempt's included; reconciliation lookups not). */
   attempts: number;
   createdAt: string;
   updatedAt: string;

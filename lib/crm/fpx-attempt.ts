@@ -5,7 +5,13 @@ import { findExisting } from './reconcile';
 
 /** How one attempt to hand a request to FPX ended. */
 export type AttemptOutcome =
-  | { kind: 'delivered'; result: unknown; note?: string }
+  | {
+      kind: 'delivered';
+      result: unknown;
+      note?: string;
+      /** Found in FPX (an earlier call's create): this attempt sent nothing. */
+      found?: boolean;
+    }
   | { kind: 'rejected'; message: string; errors: FieldErrors }
   | {
       kind: 'unavailable';
@@ -44,6 +50,7 @@ export async function attemptDelivery(
           kind: 'delivered',
           result: found.result,
           note: 'found in FPX after an earlier unknown outcome',
+          found: true,
         };
       }
     } catch (error) {
