@@ -13,6 +13,8 @@ export const RECORDED_COUNTS = [
   'changed',
   'restored',
   'removed',
+  'removalsSkipped',
+  'removalsWithheld',
   'unchanged',
   'duplicates',
   'pages',

@@ -20,7 +20,6 @@ export interface SyncStreamOptions<T extends object> {
   stream: string;
   /** The table the rows go to, e.g. FpxReferrals. Created on first use. */
   rows: TableClient;
-  /** FpxSyncState. Created on first use. */
   /** FpxSyncState, created on first use. Without it no state row is kept (per-tenant details sum into `details`). */
   state?: TableClient;
   /** The partition this listing covers completely: only its rows can be marked removed. */
@@ -35,6 +34,13 @@ export interface SyncStreamOptions<T extends object> {
   log?: (message: string) => void;
   /** Clock for the timestamps written (tests inject a fixed one). */
   now?: () => Date;
+  /**
+   * Why this run must mark nothing removed although its listing completed (e.g. the note categories could
+   * not be read, so the listing may be partial). Recorded as `removalsSkipped` and in the summary line.
+   */
+  skipRemovals?: string;
+  /** Told of each item written because it is new, changed or restored (e.g. to act on new referrals). */
+  onWritten?: (item: T, change: 'created' | 'changed') => void;
   /** Batch transactions outstanding at once. Default 4. */
   maxInFlight?: number;
   /** A progress line every so many pages. Default 10. */
@@ -52,6 +58,10 @@ export interface SyncResult {
   /** Of `changed`: rows that had `removedAt` and reappeared. */
   restored: number;
   removed: number;
+  /** Why removals were not marked although the listing completed; '' when they were. */
+  removalsSkipped: string;
+  /** Rows that would have been marked removed had removals not been skipped. */
+  removalsWithheld: number;
   unchanged: number;
   /** Items whose RowKey an earlier item of the same listing already had (the first one wins). */
   duplicates: number;
@@ -115,12 +125,15 @@ async function runSync<T extends object>(options: SyncStreamOptions<T>, requests
     unchanged: 0,
     duplicates: 0,
     pages: 0,
+    removalsWithheld: 0,
   };
+  let removalsSkipped = '';
 
   const result = (status: SyncResult['status']): SyncResult => ({
     stream,
     status,
     ...counts,
+    removalsSkipped,
     apiCalls: (options.apiCalls?.() ?? 0) - apiCallsAtStart,
     tableRequests: requests.reads + requests.writes,
     tableReads: requests.reads,
@@ -172,6 +185,7 @@ async function runSync<T extends object>(options: SyncStreamOptions<T>, requests
       counts.changed++;
       if (row.removed) counts.restored++;
     }
+    options.onWritten?.(item, row ? 'changed' : 'created');
     // Only the flag and the hash are kept: the row's data leaves memory with its transaction.
     known.set(rowKey, { contentHash: hash, firstSeenAt, removed: false, seen: true });
     await writer.add(['upsert', entity, 'Replace']);
@@ -197,8 +211,14 @@ async function runSync<T extends object>(options: SyncStreamOptions<T>, requests
       }
     }
     // The listing completed: whatever it did not deliver is gone from FPX. Keep the data, stamp the removal.
+    // Unless the caller knows the listing may be partial: then count what would go, and say why it did not.
+    if (options.skipRemovals) removalsSkipped = options.skipRemovals;
     for (const [rowKey, row] of known) {
       if (row.seen || row.removed) continue;
+      if (removalsSkipped) {
+        counts.removalsWithheld++;
+        continue;
+      }
       const now = timestamp();
       counts.removed++;
       await writer.add(['update', { partitionKey, rowKey, removedAt: now, lastChangedAt: now }, 'Merge']);
@@ -238,16 +258,18 @@ async function runSync<T extends object>(options: SyncStreamOptions<T>, requests
 
 /** The counts FpxSyncState keeps of a run. */
 function runRecord(result: SyncResult): RecordedCounts {
-  const record = {} as RecordedCounts;
-  for (const key of RECORDED_COUNTS) record[key] = result[key];
-  return record;
+  return Object.fromEntries(RECORDED_COUNTS.map((key) => [key, result[key]])) as RecordedCounts;
 }
 
 /** The run's one summary line. */
 function summary(result: SyncResult): string {
   return (
     `sync ${result.stream} ${result.status}: seen ${result.seen}, created ${result.created}, ` +
-    `changed ${result.changed} (restored ${result.restored}), removed ${result.removed}, ` +
+    `changed ${result.changed} (restored ${result.restored}), removed ${result.removed}` +
+    (result.removalsSkipped
+      ? ` (removals skipped: ${result.removalsSkipped}; ${result.removalsWithheld} rows kept)`
+      : '') +
+    ', ' +
     `unchanged ${result.unchanged}, duplicates ${result.duplicates}; ${result.pages} pages, ` +
     `${result.apiCalls} API calls, ${result.tableRequests} table requests ` +
     `(${result.transactions} transactions, ${result.entityWrites} entities written); ${result.durationMs} ms`
