@@ -1,7 +1,8 @@
 /**
  * `npm start`: the whole system on one machine with no Azure account.
  * Starts Azurite (persistent under .local/azurite, or in memory with --in-memory), the FPX sandbox with
- * generated certificates, and the local Functions host with every function. Settings that point elsewhere
+ * generated certificates, and the local Functions host with every function, then runs syncReferenceData once
+ * (the CRM needs the reference data before its first 02:00 run). Settings that point elsewhere
  * (AzureWebJobsStorage, FPX_BASE_URL, certificate settings) replace the embedded parts.
  * Ctrl-C stops everything it started.
  */
@@ -127,6 +128,19 @@ async function main(): Promise<void> {
     console.log('      npm run invoke -- health');
     console.log('      npm run webhook -- notes dev/examples/note.json   (a signed CRM webhook)');
     console.log('Ctrl-C stops everything.');
+
+    // The CRM needs the reference ids now, not at the next 02:00: run the timer once, without holding up
+    // start-up (a slow or unreachable FPX only delays this line).
+    console.log('syncReferenceData: running once at start-up (FPX reference lists into FpxReferenceData)…');
+    host.invoke('syncReferenceData').then(
+      (run) =>
+        console.log(
+          run.outcome === 'Succeeded'
+            ? `syncReferenceData ran once at start-up: Succeeded in ${run.durationMs} ms`
+            : `syncReferenceData ran once at start-up: Failed: ${run.error?.message ?? 'unknown error'}`,
+        ),
+      (error: Error) => console.error(`syncReferenceData could not run at start-up: ${error.message}`),
+    );
   } catch (error) {
     console.error(`npm start failed: ${(error as Error).message}`);
     await stopAll();

@@ -19,6 +19,7 @@ import { registerPollTenants } from './pollTenants';
 import { registerPurgeCrmDeliveries } from './purgeCrmDeliveries';
 import { registerRecoverCrmDeliveries } from './recoverCrmDeliveries';
 import { buildServices } from './services';
+import { registerSyncReferenceData } from './syncReferenceData';
 import { registerSyncTenantDetails } from './syncTenantDetails';
 
 const services = buildServices(loadConfig());
@@ -26,6 +27,7 @@ const services = buildServices(loadConfig());
 registerPollReferrals(services);
 registerPollTenants(services);
 registerSyncTenantDetails(services);
+registerSyncReferenceData(services);
 registerHealth(services);
 registerCertExpiryCheck(services);
 registerCrmNotes(services);

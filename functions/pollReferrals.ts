@@ -1,11 +1,19 @@
 import { app } from '@azure/functions';
-import { syncReferrals } from '../lib/sync';
+import { syncReferralsAndTheirTenants, TENANT_DETAILS_QUEUE } from '../lib/sync';
 import type { Services } from './services';
 
-/** Timer: FPX's referrals into FpxReferrals. Azure's timer singleton (and dev/host) keeps runs from overlapping. */
+/**
+ * Timer: FPX's referrals into FpxReferrals, and the tenants of new or changed referrals onto
+ * `fpx-tenant-details`. Azure's timer singleton (and dev/host) keeps runs from overlapping.
+ */
 export function registerPollReferrals(services: Services): void {
   app.timer('pollReferrals', {
     schedule: '%POLL_REFERRALS_SCHEDULE%',
-    handler: (_timer, context) => syncReferrals({ ...services, log: (line) => context.log(line) }),
+    handler: (_timer, context) =>
+      syncReferralsAndTheirTenants({
+        ...services,
+        queue: services.queueService.getQueueClient(TENANT_DETAILS_QUEUE),
+        log: (line) => context.log(line),
+      }),
   });
 }

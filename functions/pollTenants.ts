@@ -18,7 +18,10 @@ export function registerPollTenants(services: Services): void {
       );
       context.log(
         `fan-out ${fanOut.runId}: ${fanOut.enqueued} tenants onto ${TENANT_DETAILS_QUEUE} ` +
-          `(${fanOut.claimed} claimed, ${fanOut.referralOnly} referred only)`,
+          `(${fanOut.claimed} claimed, ${fanOut.referralOnly} referred only); ` +
+          (fanOut.departedSkipped
+            ? `departed tenants not looked for: ${fanOut.departedSkipped}`
+            : `${fanOut.departedTenants} departed tenants, ${fanOut.departedRows} of their rows marked removed`),
       );
       return { sync, fanOut };
     },

@@ -182,6 +182,7 @@ module api 'app/api.bicep' = {
       POLL_REFERRALS_SCHEDULE: '0 */5 * * * *'
       POLL_TENANTS_SCHEDULE: '0 0 * * * *'
       CERT_CHECK_SCHEDULE: '0 0 8 * * *'
+      REFERENCE_DATA_SCHEDULE: '0 0 2 * * *'
       // Not set in Azure: FPX_CERT_PATH / FPX_CERT_PASSWORD (the certificate is in Key Vault), FPX_CA_PATH
       // (sandbox only), ACS_EMAIL_CONNECTION_STRING and SMTP_URL (would be secrets in app settings).
     }

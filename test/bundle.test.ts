@@ -35,6 +35,7 @@ const CONTRACT: Record<string, ContractTrigger> = {
   crmDelivery: { type: 'httpTrigger', methods: ['GET'], route: 'crm/deliveries/{id}' },
   deliverCrmRequest: { type: 'queueTrigger', queueName: 'crm-deliveries' },
   certExpiryCheck: { type: 'timerTrigger', schedule: '%CERT_CHECK_SCHEDULE%' },
+  syncReferenceData: { type: 'timerTrigger', schedule: '%REFERENCE_DATA_SCHEDULE%' },
   health: { type: 'httpTrigger', methods: ['GET'], route: 'health' },
   // Added beyond ARCHITECTURE.md's table (README "Functions"): the webhooks' OpenAPI document and the
   // daily purge of finished deliveries past their 7-day retention.

@@ -38,7 +38,12 @@ describe('loadConfig', () => {
         acsConnectionString: undefined,
         smtpUrl: undefined,
       },
-      schedules: { pollReferrals: '0 */5 * * * *', pollTenants: '0 0 * * * *', certCheck: '0 0 8 * * *' },
+      schedules: {
+        pollReferrals: '0 */5 * * * *',
+        pollTenants: '0 0 * * * *',
+        certCheck: '0 0 8 * * *',
+        referenceData: '0 0 2 * * *',
+      },
     });
   });
 
@@ -63,6 +68,7 @@ describe('loadConfig', () => {
       POLL_REFERRALS_SCHEDULE: '0 */1 * * * *',
       POLL_TENANTS_SCHEDULE: '0 30 * * * *',
       CERT_CHECK_SCHEDULE: '0 0 9 * * *',
+      REFERENCE_DATA_SCHEDULE: '0 15 3 * * *',
     });
     expect(config.fpx.certificate).toEqual({
       kind: 'keyVault',
@@ -77,7 +83,7 @@ describe('loadConfig', () => {
     });
     expect(config.crm.webhookSecrets).toEqual([secret, secret]);
     expect(config.alerts).toMatchObject({ days: [30, 7, 1], emailTo: ['ops@example.com', 'it@example.com'] });
-    expect(config.schedules.pollTenants).toBe('0 30 * * * *');
+    expect(config.schedules).toMatchObject({ pollTenants: '0 30 * * * *', referenceData: '0 15 3 * * *' });
   });
 
   test.each([
@@ -94,6 +100,7 @@ describe('loadConfig', () => {
     [{ ...minimal, ALERT_EMAIL_TO: 'ops@example.com,not-an-address' }, 'ALERT_EMAIL_TO', 'invalid'],
     [{ ...minimal, SMTP_URL: 'http://mail' }, 'SMTP_URL', 'invalid'],
     [{ ...minimal, POLL_REFERRALS_SCHEDULE: '*/5 * * * *' }, 'POLL_REFERRALS_SCHEDULE', 'invalid'],
+    [{ ...minimal, REFERENCE_DATA_SCHEDULE: '0 2 * * *' }, 'REFERENCE_DATA_SCHEDULE', 'invalid'],
     [{ ...minimal, FPX_ORIGIN: 'crm' }, 'FPX_ORIGIN', 'invalid'],
   ])('names the bad setting %#', (env, setting, state) => {
     const error = errorOf(env as Record<string, string>);

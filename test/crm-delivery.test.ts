@@ -4,23 +4,15 @@
  */
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, expect, inject, test } from 'vitest';
-import { decodeBase64Message } from '../dev/host/queue-message';
 import { type Sandbox, startSandbox } from '../dev/sandbox';
-import {
-  type CrmDeps,
-  type CrmLog,
-  deliverQueuedRequest,
-  deliveryIdFor,
-  handleWebhook,
-  recoverStalled,
-  type WorkerOutcome,
-} from '../lib/crm';
+import { type CrmDeps, deliveryIdFor, handleWebhook, recoverStalled, type WorkerOutcome } from '../lib/crm';
 import { unpackJson } from '../lib/crm/blob';
 import {
   bodyOf,
   crmFixture,
   loggedContext,
   noteCreates,
+  runWorker,
   storedNotes,
   TENANT,
   waitFor,
@@ -34,23 +26,6 @@ beforeAll(async () => {
   sandbox = await startSandbox({ data: { tenants: 4, referrals: 2 }, rateLimitPerMinute: 0 });
 });
 afterAll(() => sandbox.close());
-
-/** Plays the queue trigger: takes visible messages and hands each to the worker, as the host would. */
-async function runWorker(deps: CrmDeps, lines: string[] = []): Promise<WorkerOutcome[]> {
-  const received = await deps.queue.main.receiveMessages({ numberOfMessages: 32, visibilityTimeout: 60 });
-  const outcomes: WorkerOutcome[] = [];
-  for (const message of received.receivedMessageItems) {
-    const text = decodeBase64Message(message.messageText)?.toString('utf8') ?? message.messageText;
-    const log: CrmLog = {
-      log: () => undefined,
-      warn: () => undefined,
-      error: (...args: unknown[]) => lines.push(args.join(' ')),
-    };
-    outcomes.push(await deliverQueuedRequest(deps, JSON.parse(text), log));
-    await deps.queue.main.deleteMessage(message.messageId, message.popReceipt);
-  }
-  return outcomes;
-}
 
 async function post(
   deps: CrmDeps,

@@ -127,6 +127,7 @@ describe('the sender and its examples', () => {
     const note = await send('notes', example('note.json'), webhookId);
     expect(note.status).toBe(200);
     for (const [endpoint, file] of [
+      ['notes', 'note-referral.json'],
       ['contacts', 'contact.json'],
       ['contacts', 'contact-update.json'],
       ['entitlements', 'entitlement.json'],

@@ -1,6 +1,7 @@
 /** What the CRM webhook suites share: real handlers, real Azurite, the sandbox over mTLS, signed requests. */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { HttpRequest, type HttpResponseInit, InvocationContext } from '@azure/functions';
+import { decodeBase64Message } from '../dev/host/queue-message';
 import type { Sandbox } from '../dev/sandbox';
 import { signedHeaders } from '../dev/webhook';
 import { buildServices } from '../functions/services';
@@ -8,11 +9,14 @@ import { LogAlertSender } from '../lib/alerts';
 import { loadConfig } from '../lib/config';
 import {
   type CrmDeps,
+  type CrmLog,
   DEFAULT_POLICY,
   type DeliveryPolicy,
   DeliveryQueue,
   DeliveryStore,
+  deliverQueuedRequest,
   PendingWrites,
+  type WorkerOutcome,
   webhookKeys,
 } from '../lib/crm';
 import { queueClient, tableClient } from '../lib/storage';
@@ -140,4 +144,31 @@ export async function waitFor<T>(
     if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
+}
+
+/** Plays the queue trigger: takes visible messages and hands each to the worker, as the host would. */
+export async function runWorker(deps: CrmDeps, lines: string[] = []): Promise<WorkerOutcome[]> {
+  const received = await deps.queue.main.receiveMessages({ numberOfMessages: 32, visibilityTimeout: 60 });
+  const outcomes: WorkerOutcome[] = [];
+  for (const message of received.receivedMessageItems) {
+    const text = decodeBase64Message(message.messageText)?.toString('utf8') ?? message.messageText;
+    const log: CrmLog = {
+      log: () => undefined,
+      warn: () => undefined,
+      error: (...args: unknown[]) => lines.push(args.join(' ')),
+    };
+    outcomes.push(await deliverQueuedRequest(deps, JSON.parse(text), log));
+    await deps.queue.main.deleteMessage(message.messageId, message.popReceipt);
+  }
+  return outcomes;
+}
+
+/** Runs the worker until `count` outcomes are in (each retry becomes visible after its backoff). */
+export async function workerOutcomes(deps: CrmDeps, count: number): Promise<WorkerOutcome[]> {
+  const outcomes: WorkerOutcome[] = [];
+  await waitFor(`${count} worker outcome(s)`, async () => {
+    outcomes.push(...(await runWorker(deps)));
+    return outcomes.length >= count;
+  });
+  return outcomes;
 }

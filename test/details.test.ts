@@ -196,7 +196,7 @@ describe('syncTenantDetails', () => {
     const refusals = () =>
       sandbox.requests.filter((r) => r.fault === 'refused' && entitlementsPath.test(r.path)).length;
     const before = refusals();
-    // A 403 makes the client look for a newer certificate; the same one comes back, so it is not asked again.
+    // A 403 is final: no certificate refresh, no second request.
     sandbox.injectFault({ kind: 'refused', status: 403 }, { method: 'GET', path: entitlementsPath });
     const referredOnly = await syncTenantDetails({ fpx, table }, { tenantId, claimed: false, rfaIds });
     expect(refusals() - before).toBe(1);

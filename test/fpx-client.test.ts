@@ -262,13 +262,14 @@ describe('retries and the rate limit', () => {
     expect(fpx.transport.stats).toMatchObject({ calls: 3, retries: 2 });
   });
 
-  test('POST and PATCH are never resent; an unanswered create is flagged outcome-unknown', async () => {
+  test('POST and PATCH are never resent; an unanswered or 5xx-answered create is flagged outcome-unknown', async () => {
     const fpx = client();
+    // A 5xx may come after FPX applied the write (FPX-NOTES #13); only a GET's 5xx says nothing happened.
     sandbox.injectFault({ kind: '5xx', status: 503 }, { method: 'POST' });
     const failed = (await fpx
       .createNote(sandboxTenantId(2), { text: 'a', noteCategoryId: 1 })
       .catch((e) => e)) as FpxError;
-    expect(failed).toMatchObject({ status: 503, transient: true, outcomeUnknown: false });
+    expect(failed).toMatchObject({ status: 503, transient: true, outcomeUnknown: true });
 
     sandbox.injectFault({ kind: 'dropAfterHandling' }, { method: 'POST' });
     const dropped = (await fpx
@@ -346,17 +347,14 @@ function sandboxTenantId(index: number): string {
   return String(tenant.tenantId);
 }
 
+/** Records name no service (FPX-NOTES #12): one service at a time, services from `/services/frp`. */
 async function firstTenantWithEntitlements(fpx: FpxClient) {
+  const services = (await fpx.referenceList('frpServices')).map((service) => Number(service.id));
   for (let i = 0; i < sandbox.data.partnerTenants.length; i++) {
     const tenantId = sandboxTenantId(i);
-    const records = await fpx.entitlements(tenantId);
-    const serviceId = Number((records[0] as { serviceId?: unknown } | undefined)?.serviceId);
-    if (records.length > 0 && Number.isInteger(serviceId)) {
-      return {
-        tenantId: tenantId.toLowerCase(),
-        serviceId,
-        records: await fpx.entitlements(tenantId, [serviceId]),
-      };
+    for (const serviceId of services) {
+      const records = await fpx.entitlements(tenantId, [serviceId]);
+      if (records.length > 0) return { tenantId: tenantId.toLowerCase(), serviceId, records };
     }
   }
   throw new Error('sandbox data: no tenant with entitlements');

@@ -62,6 +62,13 @@ test('npm start comes up, answers GET /api/health with 200, and Ctrl-C stops eve
       checks: { storage: { ok: true }, fpx: { ok: true } },
     });
     expect(output).toContain(`curl ${hostUrl}/api/health`);
+    // The reference data is there at once, not after the first 02:00 run.
+    const referenceRun = await waitFor(
+      () => /syncReferenceData ran once at start-up: (\w+)/.exec(output)?.[1],
+      45_000,
+      () => output,
+    );
+    expect(referenceRun, output).toBe('Succeeded');
 
     child.kill('SIGINT');
     expect(await exited).toBe(0);

@@ -40,8 +40,7 @@ export interface EntitlementRecord {
   owner: string | null;
   nextActionDate: string | null;
   notes: string | null;
-  /** Not in the guide's sample; added so a flat list of records still says which service each is for. */
-  serviceId: number;
+  // No service id: the guide's sample names none (FPX-NOTES #12). `recordsNameService` adds one on the wire.
   [extra: string]: unknown;
 }
 
@@ -122,6 +121,20 @@ export interface SandboxData {
   referrals: Referral[];
   /** Every tenant the `/tenants/{tenantId}/…` endpoints know: claimed and referred ones. */
   tenants: TenantDirectory;
+  /** How `GET …/services/entitlements` behaves where the guide is silent (FPX-NOTES #12); tests switch it. */
+  entitlements: EntitlementBehaviour;
+  /**
+   * Unset (the default): every reference list is a bare array of `{id, name}`, paging ignored. Set: the
+   * list envelope `{count, hasMore, items}`, at most `pageSize` a page (FPX-NOTES #15: either may come).
+   */
+  referencePaging?: { pageSize: number };
+}
+
+export interface EntitlementBehaviour {
+  /** Without `serviceIds`: every record of every service (`all`), or a 400 (`reject`, the default). */
+  unfiltered: 'all' | 'reject';
+  /** Records carry `serviceId` (the guide's sample has none; default false). */
+  recordsNameService: boolean;
 }
 
 export function emptyTenantDetails(tenantId: string, tenantName: string): TenantDetails {

@@ -8,22 +8,36 @@ import type { Body } from './validation';
 
 const EMPTY_GUID = '00000000-0000-0000-0000-000000000000';
 
-/** `GET /tenants/{tenantId}/services/entitlements?serviceIds=…`: a bare array of records. */
+/**
+ * `GET /tenants/{tenantId}/services/entitlements?serviceIds=…`: a bare array of records that, as in the
+ * guide's sample, do not say which service they belong to (unless `recordsNameService` is switched on).
+ * Without `serviceIds` it answers every record or a 400, as `data.entitlements.unfiltered` says.
+ */
 export const getEntitlements: Handler = (context) => {
   const tenant = tenantFor(context);
   if (isReply(tenant)) return tenant;
+  const behaviour = context.data.entitlements;
   const wanted: number[] = [];
   for (const raw of context.query.all('serviceIds').flatMap((value) => value.split(','))) {
     if (!/^\s*\d+\s*$/.test(raw))
       return validationReply({ ServiceIds: [`The value '${raw}' is not valid.`] });
     wanted.push(Number(raw));
   }
+  if (wanted.length === 0 && behaviour.unfiltered === 'reject') {
+    return validationReply({ ServiceIds: ['The ServiceIds field is required.'] });
+  }
   const services =
     wanted.length > 0
-      ? wanted.flatMap((id) => tenant.entitlements.get(id) ?? [])
+      ? [...new Set(wanted)].flatMap((id) => tenant.entitlements.get(id) ?? [])
       : [...tenant.entitlements.values()];
-  return ok(services.flatMap((service) => service.records));
+  return ok(services.flatMap((service) => onTheWire(service, behaviour)));
 };
+
+function onTheWire(service: ServiceEntitlements, behaviour: { recordsNameService: boolean }) {
+  return behaviour.recordsNameService
+    ? service.records.map((record) => ({ ...record, serviceId: service.serviceId }))
+    : service.records;
+}
 
 /** `GET /tenants/{tenantId}/services/{serviceId}/maxEntitlements`. */
 export const getMaxEntitlements: Handler = (context) => {
@@ -49,7 +63,7 @@ export const patchEntitlements: Handler = (context) => {
   // Only a valid change is stored: a rejected PATCH leaves the records as they were.
   service.records.splice(0, service.records.length, ...result);
   tenant.entitlements.set(serviceId, service);
-  return ok(result);
+  return ok(onTheWire(service, context.data.entitlements));
 };
 
 function serviceIdFor(context: RequestContext): number | Reply {
@@ -99,7 +113,6 @@ function applyPatch(
     owner: keep('owner', owner ?? null, target?.owner ?? null),
     nextActionDate: keep('nextActionDate', nextActionDate ?? null, target?.nextActionDate ?? null),
     notes: keep('notes', notes ?? null, target?.notes ?? null),
-    serviceId: service.serviceId,
   };
   const records = target
     ? service.records.flatMap((record) => (record !== target ? [record] : count === 0 ? [] : [changed]))

@@ -16,9 +16,10 @@ export interface FaultProbabilities {
 export type ScriptedFault =
   | { kind: '5xx'; status?: 500 | 502 | 503 | 504 }
   | { kind: '429'; retryAfter?: string /* as sent: "2" or an HTTP date */ }
-  | { kind: 'refused'; status: 403 | 404 } // FPX declining a tenant it does not let us read
+  | { kind: 'refused'; status: 401 | 403 | 404 } // 401: FPX refusing who calls (certificate or user token); 403/404: a tenant it does not let us touch
   | { kind: 'drop' } // destroy the socket before doing anything
   | { kind: 'dropAfterHandling' } // perform the request (e.g. create the note), then destroy the socket without answering
+  | { kind: 'applyThen5xx'; status?: 500 | 502 | 503 | 504 } // perform the request, then answer a 5xx (FPX-NOTES #13)
   | { kind: 'slow'; delayMs: number };
 
 export interface FaultMatch {

@@ -130,7 +130,14 @@ export function generateData(sizes: DataSizes = {}): SandboxData {
       lazySources.push(referral);
     }
   }
-  return { seed, reference, partnerTenants, referrals, tenants };
+  return {
+    seed,
+    reference,
+    partnerTenants,
+    referrals,
+    tenants,
+    entitlements: { unfiltered: 'reject', recordsNameService: false },
+  };
 }
 
 /** The referral ids the generator points at partner tenant j (every 4th referral, round robin). */

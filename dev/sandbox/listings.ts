@@ -30,7 +30,16 @@ export const listPartnerContacts: Handler = ({ query, data }) => {
   return ok(pageOf(contacts, paging));
 };
 
-/** The reference lists, each a bare array of `{id, name}`. */
+/** A reference list: the bare array of `{id, name}`, or pages of it when `data.referencePaging` is set. */
 export function referenceList(pick: (reference: ReferenceData) => readonly NamedId[]): Handler {
-  return ({ data }) => ok(pick(data.reference));
+  return ({ query, data }) => {
+    const list = pick(data.reference);
+    if (!data.referencePaging) return ok(list);
+    const errors: FieldErrors = {};
+    const paging = parsePaging(query, errors);
+    if (Object.keys(errors).length > 0) return validationReply(errors);
+    return ok(
+      pageOf(list, { ...paging, pageSize: Math.min(paging.pageSize, data.referencePaging.pageSize) }),
+    );
+  };
 }

@@ -181,6 +181,14 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
       if (options.latencyMs) await delay(options.latencyMs);
       return drop('dropAfterHandling');
     }
+    if (fault?.kind === 'applyThen5xx') {
+      // The write is done (or refused, as it would be); the answer says only that something failed.
+      const status = fault.status ?? 500;
+      return answer(
+        errorReply(status, `Simulated ${status} from the FPX sandbox.`, { dependencyType: 'Dynamics' }),
+        'applyThen5xx',
+      );
+    }
     return answer(reply, fault?.kind);
   }
 
@@ -213,6 +221,8 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
 
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     handle(req, res).catch((error: unknown) => {
+      // The client gave up while its request was read (its timeout): nothing to answer, nothing to report.
+      if (req.destroyed && !res.headersSent) return;
       console.error('FPX sandbox request failed:', error);
       if (!res.headersSent) write(res, errorReply(500, 'Sandbox error.'));
     });

@@ -104,7 +104,6 @@ function generateService(random: Random, reference: ReferenceData, serviceId: nu
       owner: random.chance(0.8) ? personName(random) : null,
       nextActionDate: random.chance(0.5) ? isoSeconds(BASE_TIME + random.int(10, 300) * DAY_MS) : null,
       notes: random.chance(0.6) ? random.pick(NOTE_TEXTS) : null,
-      serviceId,
     };
     if (random.chance(0.15)) record.statusReason = 'Imported';
     return record;

@@ -80,6 +80,7 @@ export class Body {
     return value;
   }
 
+  /** A date (2025-03-01) or a date-time, as FPX (.NET) parses either (FPX-NOTES #17); kept as sent. */
   date(key: string, field: string): string | null | undefined {
     const value = this.string(key, field);
     if (typeof value === 'string' && Number.isNaN(Date.parse(value))) {

@@ -10,6 +10,7 @@ export const SCHEDULE_DEFAULTS = {
   POLL_REFERRALS_SCHEDULE: '0 */5 * * * *',
   POLL_TENANTS_SCHEDULE: '0 0 * * * *',
   CERT_CHECK_SCHEDULE: '0 0 8 * * *',
+  REFERENCE_DATA_SCHEDULE: '0 0 2 * * *',
 } as const;
 
 /** Settings whose values must never appear in a message or a log. */
@@ -156,6 +157,7 @@ const settingsSchema = z.object({
   POLL_REFERRALS_SCHEDULE: ncrontab(SCHEDULE_DEFAULTS.POLL_REFERRALS_SCHEDULE),
   POLL_TENANTS_SCHEDULE: ncrontab(SCHEDULE_DEFAULTS.POLL_TENANTS_SCHEDULE),
   CERT_CHECK_SCHEDULE: ncrontab(SCHEDULE_DEFAULTS.CERT_CHECK_SCHEDULE),
+  REFERENCE_DATA_SCHEDULE: ncrontab(SCHEDULE_DEFAULTS.REFERENCE_DATA_SCHEDULE),
 });
 
 type Settings = z.infer<typeof settingsSchema>;
@@ -185,7 +187,7 @@ export interface Config {
     acsConnectionString?: string;
     smtpUrl?: string;
   };
-  schedules: { pollReferrals: string; pollTenants: string; certCheck: string };
+  schedules: { pollReferrals: string; pollTenants: string; certCheck: string; referenceData: string };
 }
 
 function certificateSettings(s: Settings): CertificateSettings {
@@ -267,6 +269,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       pollReferrals: s.POLL_REFERRALS_SCHEDULE,
       pollTenants: s.POLL_TENANTS_SCHEDULE,
       certCheck: s.CERT_CHECK_SCHEDULE,
+      referenceData: s.REFERENCE_DATA_SCHEDULE,
     },
   };
 }

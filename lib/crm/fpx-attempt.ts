@@ -1,4 +1,4 @@
-import { type CallOptions, type FpxClient, FpxError } from '../fpx';
+import { type CallOptions, type FpxClient, FpxError, normalizeGuid } from '../fpx';
 import { safeErrorMessage } from '../redact';
 import { type CrmOperation, type FieldErrors, isCreate } from './payloads';
 import { findExisting } from './reconcile';
@@ -68,16 +68,69 @@ export async function attemptDelivery(
   try {
     return { kind: 'delivered', result: await send(fpx, operation, call) };
   } catch (error) {
-    return classify(error, scrub);
+    const outcome = classify(error, scrub, options.endUserToken !== undefined);
+    const gone = outcome.kind === 'rejected' && GONE.has((error as FpxError).status ?? 0);
+    return gone && isRemoval(operation)
+      ? alreadyRemoved(fpx, operation, outcome, options.signal, scrub)
+      : outcome;
+  }
+}
+
+/** What FPX answers a removal of a record that is not there (the sandbox 400s, a real FPX may 404). */
+const GONE = new Set([400, 404, 410]);
+
+type Removal = Extract<CrmOperation, { op: 'updateEntitlement' }>;
+
+function isRemoval(operation: CrmOperation): operation is Removal {
+  return (
+    operation.op === 'updateEntitlement' &&
+    operation.update.entitlementCount === 0 &&
+    operation.update.serviceIntentId !== undefined
+  );
+}
+
+/**
+ * A removal FPX refused: when the service has no record with that serviceIntentId any more, the removal is
+ * done (a repeat, or an earlier attempt whose answer was lost), so it counts as delivered; otherwise the
+ * refusal stands, as it does when FPX refuses the look too (e.g. an unknown tenant). When the look fails for
+ * a passing reason, it is all tried again later (sending the removal again is harmless).
+ */
+async function alreadyRemoved(
+  fpx: FpxClient,
+  operation: Removal,
+  refusal: AttemptOutcome,
+  signal: AbortSignal | undefined,
+  scrub: (text: string) => string,
+): Promise<AttemptOutcome> {
+  const { tenantId, serviceId, update } = operation;
+  const wanted = normalizeGuid(update.serviceIntentId ?? '');
+  try {
+    const records = await fpx.entitlements(tenantId, [serviceId], { signal });
+    if (records.some((record) => normalizeGuid(record.serviceIntentId) === wanted)) return refusal;
+    return {
+      kind: 'delivered',
+      result: records,
+      note: `already removed: service ${serviceId} has no status record ${wanted} any more`,
+    };
+  } catch (error) {
+    if (classify(error, scrub, false).kind === 'rejected') return refusal;
+    return {
+      kind: 'unavailable',
+      error: scrub(
+        `FPX refused the removal; looking whether it is already gone failed: ${safeErrorMessage(error)}`,
+      ),
+      outcomeUnknown: false,
+      retryAfterMs: error instanceof FpxError ? error.retryAfterMs : undefined,
+    };
   }
 }
 
 function send(fpx: FpxClient, operation: CrmOperation, call: CallOptions): Promise<unknown> {
   switch (operation.op) {
     case 'createNote':
-      return fpx.createNote(operation.tenantId, operation.note, call);
+      return fpx.createNote(operation.tenantId, operation.note, { ...call, rfaId: operation.rfaId });
     case 'createContact':
-      return fpx.createContact(operation.tenantId, operation.contact, call);
+      return fpx.createContact(operation.tenantId, operation.contact, { ...call, rfaId: operation.rfaId });
     case 'updateContact':
       return fpx.updateContact(operation.contactId, operation.contact, call);
     case 'updateEntitlement':
@@ -85,13 +138,19 @@ function send(fpx: FpxClient, operation: CrmOperation, call: CallOptions): Promi
   }
 }
 
-/** 401/403/408 are ours or transient, not a verdict on the data: retried like 429 and 5xx. */
-const RETRIED_CLIENT_ERRORS = new Set([401, 403, 408, 429]);
+/**
+ * 408 and 429 are transient, retried like 5xx. A 401 to a call without the end user's token is about our
+ * certificate (retried; the transport looks for a new one); with a token, FPX refused that user: final, and
+ * never resent without it. A 403 is final: FPX knows us and refuses this request (FPX-NOTES #14).
+ */
+function retried(status: number, withToken: boolean): boolean {
+  return status === 408 || status === 429 || (status === 401 && !withToken);
+}
 
-function classify(error: unknown, scrub: (text: string) => string): AttemptOutcome {
+function classify(error: unknown, scrub: (text: string) => string, withToken: boolean): AttemptOutcome {
   if (error instanceof FpxError) {
     const status = error.status ?? 0;
-    if (error.kind === 'http' && status >= 400 && status < 500 && !RETRIED_CLIENT_ERRORS.has(status)) {
+    if (error.kind === 'http' && status >= 400 && status < 500 && !retried(status, withToken)) {
       const message = error.fpxMessage ?? `FPX answered ${status}`;
       return {
         kind: 'rejected',

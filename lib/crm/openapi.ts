@@ -38,7 +38,7 @@ const WEBHOOKS = [
   {
     path: '/api/crm/notes',
     operationId: 'crmNotes',
-    summary: 'Create a note in FPX (POST /tenants/{tenantId}/notes)',
+    summary: 'Create a note in FPX (POST /tenants/{tenantId}/notes, with ?rfaId= when rfaId is given)',
     request: notePayload,
     result: fpxSchemas.note,
   },
@@ -46,7 +46,7 @@ const WEBHOOKS = [
     path: '/api/crm/contacts',
     operationId: 'crmContacts',
     summary:
-      'Create a contact (POST /tenants/{tenantId}/contacts), or with contactId update it (PATCH /contacts/{contactId}; phone required)',
+      'Create a contact (POST /tenants/{tenantId}/contacts, with ?rfaId= when rfaId is given), or with contactId update it (PATCH /contacts/{contactId}; phone required)',
     request: contactPayload,
     result: fpxSchemas.contact,
   },
@@ -94,7 +94,7 @@ function webhookOperation(webhook: (typeof WEBHOOKS)[number]) {
         202: {
           ...json(
             ref('Queued'),
-            'FPX is unavailable: queued for delivery (see GET /api/crm/deliveries/{id})',
+            'FPX is unavailable (5xx, 429, timeout, connection error, our certificate refused): queued for delivery (see GET /api/crm/deliveries/{id}); after a 5xx or timeout on a create, FPX is looked in before it is sent again',
           ),
           headers: replayHeader,
         },
@@ -106,7 +106,7 @@ function webhookOperation(webhook: (typeof WEBHOOKS)[number]) {
         422: {
           ...json(
             { oneOf: [ref('Rejected'), ref('Message')] },
-            'FPX rejected the data (its 400: Rejected), or the webhook-id was already used for another body (Message)',
+            "FPX refused it for good (Rejected): its 400 or another 4xx such as 403 (not allowed for this tenant) or 404, or a 401 to a request carrying the end user's token; or the webhook-id was already used for another body (Message)",
           ),
           headers: replayHeader,
         },
@@ -168,7 +168,7 @@ export function openApiDocument(): JsonSchema {
         endUserToken: header(
           'X-End-User-Token',
           false,
-          "The CRM user's JWT, forwarded to FPX as Authorization: Bearer on the first attempt; never stored, so a queued delivery goes without it",
+          "The CRM user's JWT, forwarded to FPX as Authorization: Bearer on the first attempt; never stored, so a queued delivery goes without it. A 401 from FPX to a request with it is final (422): FPX refused that user",
         ),
       },
       schemas: {

@@ -24,11 +24,31 @@ const anyGuid = (what: string) =>
 
 const tenantId = anyGuid('tenant id');
 
-/** `POST /api/crm/notes` → `POST /tenants/{tenantId}/notes`. */
-export const notePayload = fpxRequests.noteCreate.extend({ tenantId });
+/**
+ * The referral the note or contact is for: sent as `?rfaId=` on the create, as FPX files a referred tenant's
+ * notes and contacts under it (FPX-NOTES #16), and looked for there after an unknown outcome.
+ */
+const RFA_MESSAGE = "expected FPX's referral id (an integer or a string of digits)";
+const rfaId = z
+  .union(
+    [
+      z.int({ error: RFA_MESSAGE }).nonnegative(RFA_MESSAGE),
+      z.string({ error: RFA_MESSAGE }).regex(/^\d+$/, RFA_MESSAGE),
+    ],
+    { error: RFA_MESSAGE },
+  )
+  .transform(String)
+  .nullish()
+  .meta({
+    description: "FPX's referral id the note or contact is for (a referred tenant's); sent to FPX as ?rfaId=",
+    examples: [123456],
+  });
 
-/** `POST /api/crm/contacts` without `contactId` → `POST /tenants/{tenantId}/contacts` (the create table). */
-export const contactCreatePayload = fpxRequests.contactCreate.extend({ tenantId });
+/** `POST /api/crm/notes` → `POST /tenants/{tenantId}/notes[?rfaId=]`. */
+export const notePayload = fpxRequests.noteCreate.extend({ tenantId, rfaId });
+
+/** `POST /api/crm/contacts` without `contactId` → `POST /tenants/{tenantId}/contacts[?rfaId=]` (the create table). */
+export const contactCreatePayload = fpxRequests.contactCreate.extend({ tenantId, rfaId });
 
 /** `POST /api/crm/contacts` with `contactId` → `PATCH /contacts/{contactId}` (the update table: `phone` required). */
 export const contactUpdatePayload = fpxRequests.contactUpdate.extend({
@@ -47,8 +67,8 @@ export const entitlementPayload = fpxRequests.entitlementUpdate.extend({
 
 /** What one webhook asks of FPX, as stored with its delivery (JSON) and replayed by the queue. */
 export type CrmOperation =
-  | { op: 'createNote'; tenantId: string; note: fpxRequests.NoteCreate }
-  | { op: 'createContact'; tenantId: string; contact: fpxRequests.ContactCreate }
+  | { op: 'createNote'; tenantId: string; rfaId?: string; note: fpxRequests.NoteCreate }
+  | { op: 'createContact'; tenantId: string; rfaId?: string; contact: fpxRequests.ContactCreate }
   | { op: 'updateContact'; tenantId: string; contactId: string; contact: fpxRequests.ContactUpdate }
   | { op: 'updateEntitlement'; tenantId: string; serviceId: number; update: fpxRequests.EntitlementUpdate };
 
@@ -62,7 +82,12 @@ export type ParsedPayload = { ok: true; operation: CrmOperation } | { ok: false;
 export function parsePayload(endpoint: WebhookEndpoint, json: unknown): ParsedPayload {
   switch (endpoint) {
     case 'notes':
-      return parse(notePayload, json, ({ tenantId, ...note }) => ({ op: 'createNote', tenantId, note }));
+      return parse(notePayload, json, ({ tenantId, rfaId, ...note }) => ({
+        op: 'createNote',
+        tenantId,
+        ...(rfaId == null ? {} : { rfaId }),
+        note,
+      }));
     case 'entitlements':
       return parse(entitlementPayload, json, ({ tenantId, serviceId, ...update }) => ({
         op: 'updateEntitlement',
@@ -73,9 +98,10 @@ export function parsePayload(endpoint: WebhookEndpoint, json: unknown): ParsedPa
     case 'contacts': {
       const contactId = isObject(json) ? json.contactId : undefined;
       if (contactId === undefined || contactId === null) {
-        return parse(contactCreatePayload, json, ({ tenantId, ...contact }) => ({
+        return parse(contactCreatePayload, json, ({ tenantId, rfaId, ...contact }) => ({
           op: 'createContact',
           tenantId,
+          ...(rfaId == null ? {} : { rfaId }),
           contact,
         }));
       }

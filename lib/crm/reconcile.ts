@@ -1,4 +1,4 @@
-import { type FpxClient, normalizeGuid } from '../fpx';
+import { type FpxClient, FpxError, normalizeGuid } from '../fpx';
 import type { CrmOperation } from './payloads';
 
 /**
@@ -7,7 +7,8 @@ import type { CrmOperation } from './payloads';
  * again. A match counts as delivered, with FPX's record as the result.
  *
  * - note: same tenant, category and text, `created` since the unknown attempt began (minus clock skew);
- *   notes are asked newest first, and every page is read (the order is not relied on).
+ *   notes are asked newest first, and every page is read (the order is not relied on). A create sent with
+ *   an `rfaId` is looked for under it first, then in the tenant's own listing (see findIn).
  * - contact: same tenant and email (case-insensitive), or, without an email, same name and title;
  *   `created` in the same window.
  * - entitlement record added without serviceIntentId: the service has a record with the same L1 status
@@ -34,31 +35,36 @@ export async function findExisting(
   switch (operation.op) {
     case 'createNote': {
       const { note, tenantId } = operation;
-      const listing = fpx.notes(tenantId, {
-        noteCategory: note.noteCategoryId,
-        orderByCreated: 'Descending',
-        signal: options.signal,
+      return findIn(operation.rfaId, async (rfaId) => {
+        const listing = fpx.notes(tenantId, {
+          noteCategory: note.noteCategoryId,
+          rfaId,
+          orderByCreated: 'Descending',
+          signal: options.signal,
+        });
+        // Every page: FPX may not honour the ordering, and a note without `created` must not end the search.
+        for await (const candidate of listing) {
+          if (!inWindow(candidate.created)) continue;
+          if ((candidate.text ?? null) === (note.text ?? null)) return { result: candidate };
+        }
+        return undefined;
       });
-      // Every page: FPX may not honour the ordering, and a note without `created` must not end the search.
-      for await (const candidate of listing) {
-        if (!inWindow(candidate.created)) continue;
-        if ((candidate.text ?? null) === (note.text ?? null)) return { result: candidate };
-      }
-      return undefined;
     }
     case 'createContact': {
       const { contact, tenantId } = operation;
       const email = contact.email?.toLowerCase();
-      for await (const candidate of fpx.contacts(tenantId, { signal: options.signal })) {
-        if (!inWindow(candidate.created)) continue;
-        const same = email
-          ? candidate.email?.toLowerCase() === email
-          : !candidate.email &&
-            candidate.name === contact.name &&
-            (candidate.title ?? null) === contact.title;
-        if (same) return { result: candidate };
-      }
-      return undefined;
+      return findIn(operation.rfaId, async (rfaId) => {
+        for await (const candidate of fpx.contacts(tenantId, { rfaId, signal: options.signal })) {
+          if (!inWindow(candidate.created)) continue;
+          const same = email
+            ? candidate.email?.toLowerCase() === email
+            : !candidate.email &&
+              candidate.name === contact.name &&
+              (candidate.title ?? null) === contact.title;
+          if (same) return { result: candidate };
+        }
+        return undefined;
+      });
     }
     case 'updateEntitlement': {
       const { tenantId, serviceId, update } = operation;
@@ -75,6 +81,27 @@ export async function findExisting(
     }
     case 'updateContact':
       return undefined; // a PATCH of an existing contact is safe to send again
+  }
+}
+
+/**
+ * Looks where the create went: under its `rfaId` (a referred tenant's notes and contacts may only show there),
+ * then, in case FPX ignored the parameter, in the tenant's own listing; a tenant FPX does not let us read
+ * without the referral (a 4xx there) has nothing of ours in that listing.
+ */
+async function findIn(
+  rfaId: string | undefined,
+  search: (rfaId?: string) => Promise<FoundInFpx | undefined>,
+): Promise<FoundInFpx | undefined> {
+  if (rfaId === undefined) return search();
+  const found = await search(rfaId);
+  if (found) return found;
+  try {
+    return await search();
+  } catch (error) {
+    if (error instanceof FpxError && error.kind === 'http' && [400, 403, 404].includes(error.status ?? 0))
+      return undefined;
+    throw error;
   }
 }
 

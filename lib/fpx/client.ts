@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import { PagedList } from './paging';
+import { type PageBody, PagedList } from './paging';
 import * as requests from './requests';
 import * as schemas from './schemas';
 import type { FpxTransport, Query } from './transport';
@@ -122,12 +122,17 @@ export class FpxClient {
     );
   }
 
-  /** POST /tenants/{tenantId}/contacts. */
-  createContact(tenantId: string, contact: requests.ContactCreate, options: CallOptions = {}) {
+  /** POST /tenants/{tenantId}/contacts (with `rfaId` for a referral's tenant: FPX files it under the referral). */
+  createContact(
+    tenantId: string,
+    contact: requests.ContactCreate,
+    { rfaId, ...options }: CallOptions & { rfaId?: number | string } = {},
+  ) {
     return this.transport.call({
       method: 'POST',
       path: `/tenants/${tenantPath(tenantId)}/contacts`,
       endpoint: 'POST /tenants/{tenantId}/contacts',
+      query: { rfaId },
       body: requests.contactCreate.parse(contact),
       schema: schemas.contact,
       ...options,
@@ -158,28 +163,32 @@ export class FpxClient {
     );
   }
 
-  /** POST /tenants/{tenantId}/notes. */
-  createNote(tenantId: string, note: requests.NoteCreate, options: CallOptions = {}) {
+  /** POST /tenants/{tenantId}/notes (with `rfaId` for a referral's tenant: FPX files it under the referral). */
+  createNote(
+    tenantId: string,
+    note: requests.NoteCreate,
+    { rfaId, ...options }: CallOptions & { rfaId?: number | string } = {},
+  ) {
     return this.transport.call({
       method: 'POST',
       path: `/tenants/${tenantPath(tenantId)}/notes`,
       endpoint: 'POST /tenants/{tenantId}/notes',
+      query: { rfaId },
       body: requests.noteCreate.parse(note),
       schema: schemas.note,
       ...options,
     });
   }
 
-  /** Reference data: `/timezones`, `/services`, `/services/frp`, `/noteCategories`, … as `{id, name}` lists. */
-  referenceList(list: ReferenceList, options: CallOptions = {}) {
+  /** Reference data (`/timezones`, `/services/frp`, `/noteCategories`, …) as `{id, name}`: every page. */
+  referenceList(list: ReferenceList, options: CallOptions = {}): Promise<schemas.NamedRef[]> {
+    return this.referencePages(list, options).toArray();
+  }
+
+  /** A reference list page by page: a bare array is the whole list, an envelope pages (FPX-NOTES #15). */
+  referencePages(list: ReferenceList, options: CallOptions = {}): PagedList<schemas.NamedRef> {
     const path = REFERENCE_LISTS[list];
-    return this.transport.call({
-      method: 'GET',
-      path,
-      endpoint: `GET ${path}`,
-      schema: schemas.referenceList,
-      ...options,
-    });
+    return this.list(path, `GET ${path}`, schemas.namedRef, {}, options, schemas.referencePage);
   }
 
   private list<T extends z.ZodType>(
@@ -188,8 +197,9 @@ export class FpxClient {
     item: T,
     query: Query,
     options: CallOptions,
+    /** The page's schema, when it is not the list envelope of `item` (reference lists may come bare). */
+    envelope: z.ZodType<PageBody<z.output<T>>> = schemas.listEnvelope(item),
   ): PagedList<z.output<T>> {
-    const envelope = schemas.listEnvelope(item);
     return new PagedList(endpoint, (page) =>
       this.transport.call({
         method: 'GET',

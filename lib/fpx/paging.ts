@@ -10,12 +10,15 @@ export interface Page<T> {
   envelope: Record<string, unknown>;
 }
 
-export type FetchPage<T> = (page: number) => Promise<{
+/** What one page's answer holds once validated (the list envelope; a bare array is mapped to one). */
+export interface PageBody<T> {
   items?: T[] | null;
   count?: number | null;
   hasMore?: boolean | null;
   [key: string]: unknown;
-}>;
+}
+
+export type FetchPage<T> = (page: number) => Promise<PageBody<T>>;
 
 /**
  * A paged FPX listing: iterate items directly, or `.pages()` for page-at-a-time work.

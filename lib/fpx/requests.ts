@@ -15,6 +15,19 @@ const guidField = z.string().transform((value, ctx) => {
   return z.NEVER;
 });
 const intId = z.number({ error: 'expected an integer' }).int('expected an integer');
+/**
+ * "string, nullable" in the guide (FPX-NOTES #17): a date or a date-time (with or without an offset), sent on
+ * exactly as given: FPX reads it, we do not reformat it.
+ */
+const DATE_MESSAGE = 'expected a date (YYYY-MM-DD) or an ISO 8601 date-time';
+const dateOrDateTime = z
+  .union(
+    [z.iso.date({ error: DATE_MESSAGE }), z.iso.datetime({ offset: true, local: true, error: DATE_MESSAGE })],
+    { error: DATE_MESSAGE },
+  )
+  .meta({
+    description: 'A date (2025-03-01) or an ISO 8601 date-time (2025-03-01T09:30:00Z), sent on as given',
+  });
 const requiredNullable = <T extends z.ZodType>(schema: T) =>
   schema.nullable().refine((v) => v !== undefined, { message: 'required (null allowed)' });
 
@@ -57,9 +70,9 @@ export const entitlementUpdate = z.object({
   l2Id: z.string().trim().min(1).nullish(),
   l3Id: z.string().trim().min(1).nullish(),
   entitlementCount: intId.nonnegative('0 removes the record; never negative'),
-  targetDate: z.iso.datetime({ offset: true, error: 'expected an ISO 8601 date-time' }).nullish(),
+  targetDate: dateOrDateTime.nullish(),
   owner: z.string().nullish(),
-  nextActionDate: z.iso.datetime({ offset: true, error: 'expected an ISO 8601 date-time' }).nullish(),
+  nextActionDate: dateOrDateTime.nullish(),
   notes: z.string(),
 });
 

@@ -122,10 +122,17 @@ export function listEnvelope<T extends z.ZodType>(item: T) {
     .loose();
 }
 
-/** Reference lists: a bare array of `{id, name}`, or the list envelope. */
-export const referenceList = z
-  .union([z.array(namedRef), listEnvelope(namedRef)])
-  .transform((v) => (Array.isArray(v) ? v : (v.items ?? [])));
+/**
+ * One page of a reference list: the list envelope, or a bare array of `{id, name}` (FPX-NOTES #15). A bare
+ * array is the whole list, so it reads as a last page: there is no page 2 to ask for.
+ */
+export const referencePage = z.union([
+  z.array(namedRef).transform((items) => ({ items, hasMore: false })),
+  listEnvelope(namedRef),
+]);
+
+/** A reference list's one answer as its items (the client reads every page; see FpxClient.referenceList). */
+export const referenceList = referencePage.transform((v) => v.items ?? []);
 
 export const entitlementList = z.array(entitlementRecord);
 

@@ -105,10 +105,10 @@ export class FpxTransport {
         // FPX counts per user or IP, so every caller of this process waits, not just this one.
         this.limiter.pause(Date.now() + (error.retryAfterMs ?? this.backoff(attempt)));
       }
-      if (refusedCertificate(error)) {
+      if (refusedCertificate(error, spec)) {
         const now = await this.refreshCertificate(error);
         // Refused with a certificate that has since been replaced: once more with the new one, whatever the
-        // method, when FPX did not act on the request (handshake refused, 401/403).
+        // method, when FPX did not act on the request (handshake refused, 401).
         if (!renewed && !error.outcomeUnknown && now && now.thumbprint !== certificate.thumbprint) {
           renewed = true;
           this.stats.retries++;
@@ -195,6 +195,8 @@ export class FpxTransport {
       kind: 'http',
       endpoint: spec.endpoint,
       status,
+      // A 5xx may come after FPX (or a dependency behind it) applied a write (FPX-NOTES #13); only a 4xx says not.
+      outcomeUnknown: spec.method !== 'GET' && status >= 500,
       retryAfterMs: retryAfterMs(responseHeaders['retry-after']),
       ...readErrorBody(body === INVALID_JSON ? text : body),
     });
@@ -238,11 +240,14 @@ export class FpxTransport {
 }
 
 /**
- * 401/403, a failed TLS handshake, or a connection closed before any answer: a TLS 1.3 server that rejects
- * the client certificate after the handshake just closes the connection (Node's does), which looks like that.
+ * A 401 to a call without an end user's token, a failed TLS handshake, or a connection closed before any
+ * answer: a TLS 1.3 server that rejects the client certificate after the handshake just closes the connection
+ * (Node's does), which looks like that. Not a 403 (FPX knows us and refuses this request, FPX-NOTES #14), nor
+ * a 401 to a call with a token (FPX refused that user: final, never resent).
  */
-function refusedCertificate(error: FpxError): boolean {
-  if (error.status === 401 || error.status === 403 || error.kind === 'tls') return true;
+function refusedCertificate(error: FpxError, spec: CallSpec<z.ZodType>): boolean {
+  if (error.status === 401) return !spec.endUserToken;
+  if (error.kind === 'tls') return true;
   const cause = error.cause as { code?: string; socket?: { bytesRead?: number } } | undefined;
   return error.kind === 'network' && cause?.code === 'UND_ERR_SOCKET' && cause.socket?.bytesRead === 0;
 }
@@ -296,10 +301,12 @@ function networkError(spec: CallSpec<z.ZodType>, error: unknown): FpxError {
   const code = errorCode(error);
   const neverSent = ['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT', 'EHOSTUNREACH'];
   const write = spec.method !== 'GET';
-  if (code === 'UND_ERR_ABORTED' || (error as Error)?.name === 'AbortError') {
+  const name = (error as Error)?.name;
+  // undici rejects with the signal's reason: an AbortError, or the TimeoutError of AbortSignal.timeout().
+  if (code === 'UND_ERR_ABORTED' || name === 'AbortError' || name === 'TimeoutError') {
     return new FpxError(
       { kind: 'timeout', endpoint: spec.endpoint, outcomeUnknown: write, cause: error },
-      `FPX ${spec.endpoint} was aborted`,
+      `FPX ${spec.endpoint} ${name === 'TimeoutError' ? 'failed: no answer in time' : 'was aborted'}`,
     );
   }
   if (TLS_CODE.test(code)) {

@@ -26,8 +26,8 @@ export interface StorageClients {
   readonly queueService: QueueServiceClient;
   /** The token credential of the identity form (one per process, so tokens are cached once). */
   readonly credential?: TokenCredential;
-  /** A client for one table (cached per name). The table is not created: see `ensureTable`. */
-  table(name: string): TableClient;
+  /** A client for one table (cached per name unless options are given). The table is not created: see `ensureTable`. */
+  table(name: string, options?: TableServiceClientOptions): TableClient;
   /** A client for one queue (cached per name unless options are given). The queue is not created. */
   queue(name: string, options?: StoragePipelineOptions): QueueClient;
 }
@@ -72,8 +72,10 @@ export function createStorage(settings: StorageSettings, options: StorageClientO
       settings,
       tableService: TableServiceClient.fromConnectionString(connection, tableOptions),
       queueService: QueueServiceClient.fromConnectionString(connection, options.queueOptions),
-      table: (name) =>
-        cached(tables, name, () => TableClient.fromConnectionString(connection, name, tableOptions)),
+      table: (name, own) =>
+        own
+          ? TableClient.fromConnectionString(connection, name, { ...tableOptions, ...own })
+          : cached(tables, name, () => TableClient.fromConnectionString(connection, name, tableOptions)),
       queue: (name, queueOptions) =>
         queueOptions
           ? new QueueClient(connection, name, queueOptions)
@@ -89,8 +91,14 @@ export function createStorage(settings: StorageSettings, options: StorageClientO
     credential,
     tableService: new TableServiceClient(tableServiceUrl, credential, options.tableOptions),
     queueService: new QueueServiceClient(queueServiceUrl, credential, options.queueOptions),
-    table: (name) =>
-      cached(tables, name, () => new TableClient(tableServiceUrl, name, credential, options.tableOptions)),
+    table: (name, own) =>
+      own
+        ? new TableClient(tableServiceUrl, name, credential, { ...options.tableOptions, ...own })
+        : cached(
+            tables,
+            name,
+            () => new TableClient(tableServiceUrl, name, credential, options.tableOptions),
+          ),
     queue: (name, queueOptions) =>
       queueOptions
         ? new QueueClient(queueUrl(name), credential, queueOptions)
@@ -127,4 +135,13 @@ export async function ensureTableOnce(client: TableClient): Promise<void> {
   if (ensuredTables.has(client)) return;
   await client.createTable();
   ensuredTables.add(client);
+}
+
+const ensuredQueues = new WeakSet<QueueClient>();
+
+/** Creates the queue once per client and process (a hot path need not pay a request for it each time). */
+export async function ensureQueueOnce(client: QueueClient): Promise<void> {
+  if (ensuredQueues.has(client)) return;
+  await client.createIfNotExists();
+  ensuredQueues.add(client);
 }

@@ -27,6 +27,14 @@ export interface DetailsRow {
   changed: number;
   removed: number;
   apiCalls: number;
+  /** Tenants in neither listing whose detail rows this fan-out marked removed, and the rows. */
+  departedTenants: number;
+  departedRows: number;
+  /** Why departed tenants were not looked for ('' when they were). */
+  departedSkipped: string;
+  /** Tenants whose listings kept rows they would have removed, and the first reason. */
+  tenantsRemovalsSkipped: number;
+  removalsSkipped: string;
 }
 
 interface TenantRunRow {
@@ -39,6 +47,8 @@ interface TenantRunRow {
   removed: number;
   apiCalls: number;
   error: string;
+  /** Why some of this tenant's listings marked nothing removed ('' when all did). */
+  removalsSkipped: string;
 }
 
 /** A new fan-out: the `details` row starts over, and the previous run's tenant rows go. */
@@ -65,6 +75,11 @@ export async function startDetailsRun(
     changed: 0,
     removed: 0,
     apiCalls: 0,
+    departedTenants: fanOut.departedTenants,
+    departedRows: fanOut.departedRows,
+    departedSkipped: fanOut.departedSkipped,
+    tenantsRemovalsSkipped: 0,
+    removalsSkipped: '',
   };
   await state.upsertEntity(row, 'Replace');
   if (previous?.runId && previous.runId !== fanOut.runId) await deleteRun(runs, previous.runId);
@@ -108,6 +123,11 @@ export async function recordTenantOutcome(
     removed: sum('removed'),
     apiCalls: outcome.result?.apiCalls ?? 0,
     error: outcome.error === undefined ? '' : safeErrorMessage(outcome.error).slice(0, 300),
+    removalsSkipped: parts
+      .filter((part) => part.removalsSkipped)
+      .map((part) => `${part.stream.slice(outcome.tenantId.length + 1)}: ${part.removalsSkipped}`)
+      .join('; ')
+      .slice(0, 500),
   };
   await ensureTableOnce(runs);
   await runs.upsertEntity(row, 'Replace');
@@ -134,6 +154,8 @@ export async function recordTenantOutcome(
     changed: total('changed'),
     removed: total('removed'),
     apiCalls: total('apiCalls'),
+    tenantsRemovalsSkipped: finished.filter((r) => r.removalsSkipped).length,
+    removalsSkipped: finished.find((r) => r.removalsSkipped)?.removalsSkipped ?? '',
   };
   await state.upsertEntity(complete, 'Replace');
 }

@@ -1,5 +1,5 @@
 import type { TableClient } from '@azure/data-tables';
-import type { FpxClient, PagedList } from '../fpx';
+import type { FpxClient, PagedList, Referral } from '../fpx';
 import { type SyncResult, syncStream } from './sync-stream';
 
 /** The contract's table names (ARCHITECTURE.md, "Tables the CRM side reads"). */
@@ -10,6 +10,7 @@ export const TABLES = {
   contacts: 'FpxContacts',
   notes: 'FpxNotes',
   syncState: 'FpxSyncState',
+  referenceData: 'FpxReferenceData',
 } as const;
 
 export interface StreamDeps {
@@ -33,8 +34,14 @@ export function countedPages<T>(list: (onAttempt: () => void) => PagedList<T>) {
   };
 }
 
-/** pollReferrals: FPX's referrals into FpxReferrals (partition `referral`, RowKey the referral id). */
-export function syncReferrals(deps: StreamDeps): Promise<SyncResult> {
+/**
+ * pollReferrals: FPX's referrals into FpxReferrals (partition `referral`, RowKey the referral id).
+ * `onWritten` hears of each new, changed or restored referral.
+ */
+export function syncReferrals(
+  deps: StreamDeps,
+  onWritten?: (referral: Referral) => void,
+): Promise<SyncResult> {
   const listing = countedPages((onAttempt) => deps.fpx.partnerReferrals({ onAttempt }));
   return syncStream({
     stream: 'referrals',
@@ -43,6 +50,7 @@ export function syncReferrals(deps: StreamDeps): Promise<SyncResult> {
     partitionKey: 'referral',
     rowKey: (referral) => referral.id,
     ...listing,
+    onWritten,
     log: deps.log,
     now: deps.now,
   });

@@ -11,6 +11,13 @@ export {
 } from './details-state';
 export { countedPages, type StreamDeps, syncReferrals, syncTenants, TABLES } from './fpx-streams';
 export { canonicalJson, contentHash, stableRowKey } from './hash';
+export {
+  REFERENCE_DATA_STREAM,
+  ReferenceDataError,
+  type ReferenceDataResult,
+  syncReferenceData,
+} from './reference-data';
+export { type ReferralSyncResult, syncReferralsAndTheirTenants } from './referral-details';
 export { countTableRequests, type TableRequestCounts, withTableRequestCounts } from './request-counter';
 export {
   ENTITY_BUDGET_BYTES,
@@ -35,6 +42,7 @@ export { SyncItemError, type SyncResult, type SyncStreamOptions, syncStream } fr
 export { tableKeyProblem } from './table-key';
 export {
   type DetailsDeps,
+  enqueueTenantDetails,
   type FanOutResult,
   fanOutTenantDetails,
   syncTenantDetails,

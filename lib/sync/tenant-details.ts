@@ -1,10 +1,16 @@
-import type { TableClient } from '@azure/data-tables';
+import { odata, type TableClient } from '@azure/data-tables';
 import type { QueueClient } from '@azure/storage-queue';
 import { z } from 'zod';
 import { type FpxClient, FpxError, fpxSchemas, type PagedList } from '../fpx';
+import { ensureQueueOnce } from '../storage';
+import { markDepartedTenants, tenantsWithDetails } from './departed';
 import { DETAILS_RUNS_TABLE, startDetailsRun } from './details-state';
+import { readServiceEntitlements, type ServiceEntitlement } from './entitlements';
 import { TABLES } from './fpx-streams';
 import { stableRowKey } from './hash';
+import { presentRows } from './present-rows';
+import { referenceIds } from './reference-ids';
+import { readSyncState } from './sync-state';
 import { type SyncResult, syncStream } from './sync-stream';
 
 export const TENANT_DETAILS_QUEUE = 'fpx-tenant-details';
@@ -33,33 +39,31 @@ export interface TenantDetailsResult {
   apiCalls: number;
 }
 
-/** Note categories change rarely: one read per process and hour, not one per tenant. */
-const NOTE_CATEGORIES_TTL_MS = 60 * 60 * 1000;
-const noteCategoryCache = new WeakMap<FpxClient, { at: number; ids: Promise<number[]> }>();
-
-function noteCategories(fpx: FpxClient, onAttempt: () => void): Promise<number[]> {
-  const cached = noteCategoryCache.get(fpx);
-  if (cached && Date.now() - cached.at < NOTE_CATEGORIES_TTL_MS) return cached.ids;
-  const ids = fpx.referenceList('noteCategories', { onAttempt }).then((list) => {
-    const numeric = list.map((c) => Number(c.id)).filter((id) => Number.isInteger(id));
-    return numeric.length > 0 ? numeric : [1];
-  });
-  noteCategoryCache.set(fpx, { at: Date.now(), ids });
-  ids.catch(() => noteCategoryCache.delete(fpx));
-  return ids;
-}
-
 /** Pages of several listings one after the other: one complete listing for the tenant's partition. */
-async function* concatPages<T>(lists: Array<() => PagedList<T>>): AsyncGenerator<T[]> {
-  for (const list of lists) {
-    for await (const page of list().pages()) yield page.items;
+async function* concatPages<T, R>(
+  lists: Array<{ list: () => PagedList<T>; row: (item: T) => R }>,
+): AsyncGenerator<R[]> {
+  for (const { list, row } of lists) {
+    for await (const page of list().pages()) yield page.items.map(row);
   }
 }
 
+/** The services the tenant's present entitlement rows name: read first, they usually hold every record. */
+async function knownServices(table: TableClient, tenantId: string): Promise<number[]> {
+  const ids = new Set<number>();
+  for await (const row of presentRows<{ serviceId?: unknown }>(table, tenantId, ['serviceId'])) {
+    if (typeof row.serviceId === 'number') ids.add(row.serviceId);
+  }
+  return [...ids];
+}
+
 /**
- * Reads one tenant's entitlement records, contacts and notes (every category; with each referral's
- * rfaId as well as without when claimed) and keeps FpxEntitlements, FpxContacts and FpxNotes in step
- * for that tenant's partition only. A listing that fails marks nothing removed and fails the run.
+ * Reads one tenant's entitlement records (per FRP service, each row with its `serviceId` and
+ * `maxEntitlements`), contacts and notes (every category; with each referral's rfaId as well as without
+ * when claimed; each row with the `rfaId` it was read with) and keeps FpxEntitlements, FpxContacts and
+ * FpxNotes in step for that tenant's partition only. A listing that fails marks nothing removed and fails
+ * the run; a reference list that is empty or unreadable (FRP services, note categories) marks nothing
+ * removed in the listings built from it, and says why.
  */
 export async function syncTenantDetails(
   deps: DetailsDeps,
@@ -79,23 +83,32 @@ export async function syncTenantDetails(
     now: deps.now,
   };
 
-  // FPX may refuse entitlements of a tenant that is only referred. Then there is no listing at all: skip
-  // the sync rather than take an empty answer for a complete one (that would mark every record removed).
-  const records = await fpx.entitlements(tenantId, [], { onAttempt }).catch((error: unknown) => {
-    if (!message.claimed && error instanceof FpxError && (error.status === 403 || error.status === 404)) {
-      return undefined;
-    }
-    throw error;
-  });
+  const entitlementRows = deps.table(TABLES.entitlements);
+  const services = await referenceIds(fpx, 'frpServices', onAttempt);
+  let records: ServiceEntitlement[] | undefined = [];
+  if ('ids' in services) {
+    const known = await knownServices(entitlementRows, tenantId);
+    // FPX may refuse entitlements of a tenant that is only referred. Then there is no listing at all: skip
+    // the sync rather than take an empty answer for a complete one (that would mark every record removed).
+    records = await readServiceEntitlements(fpx, tenantId, services.ids, known, { onAttempt }).catch(
+      (error: unknown) => {
+        if (!message.claimed && error instanceof FpxError && (error.status === 403 || error.status === 404)) {
+          return undefined;
+        }
+        throw error;
+      },
+    );
+  }
   const entitlements = records
     ? await syncStream({
         ...common,
         stream: `${tenantId}-entitlements`,
-        rows: deps.table(TABLES.entitlements),
-        rowKey: (record: fpxSchemas.EntitlementRecord) => record.serviceIntentId,
+        rows: entitlementRows,
+        rowKey: (record: ServiceEntitlement) => record.serviceIntentId,
         pages: (async function* () {
           yield records;
         })(),
+        skipRemovals: 'problem' in services ? services.problem : undefined,
       })
     : undefined;
 
@@ -103,11 +116,18 @@ export async function syncTenantDetails(
     ...common,
     stream: `${tenantId}-contacts`,
     rows: deps.table(TABLES.contacts),
-    rowKey: (contact: fpxSchemas.Contact) => contact.contactId,
-    pages: concatPages(scopes.map((rfaId) => () => fpx.contacts(tenantId, { rfaId, onAttempt }))),
+    rowKey: (contact: fpxSchemas.Contact & { rfaId: string | null }) => contact.contactId,
+    pages: concatPages(
+      scopes.map((rfaId) => ({
+        list: () => fpx.contacts(tenantId, { rfaId, onAttempt }),
+        row: (contact: fpxSchemas.Contact) => ({ ...contact, rfaId: rfaId ?? null }),
+      })),
+    ),
   });
 
-  const categories = await noteCategories(fpx, onAttempt);
+  // Without the categories, read FPX's default one (1) and keep every note row: the listing is partial.
+  const categories = await referenceIds(fpx, 'noteCategories', onAttempt);
+  const categoryIds = 'ids' in categories ? categories.ids : [undefined];
   const notes = await syncStream({
     ...common,
     stream: `${tenantId}-notes`,
@@ -116,9 +136,13 @@ export async function syncTenantDetails(
     rowKey: (note: fpxSchemas.Note) => stableRowKey(note.created, note.author, note.text),
     pages: concatPages(
       scopes.flatMap((rfaId) =>
-        categories.map((noteCategory) => () => fpx.notes(tenantId, { noteCategory, rfaId, onAttempt })),
+        categoryIds.map((noteCategory) => ({
+          list: () => fpx.notes(tenantId, { noteCategory, rfaId, onAttempt }),
+          row: (note: fpxSchemas.Note) => ({ ...note, rfaId: rfaId ?? null }),
+        })),
       ),
     ),
+    skipRemovals: 'problem' in categories ? categories.problem : undefined,
   });
 
   return { tenantId, entitlements, contacts, notes, apiCalls: calls };
@@ -129,60 +153,113 @@ export interface FanOutResult {
   enqueued: number;
   claimed: number;
   referralOnly: number;
+  /** Tenants in neither listing any more whose detail rows this fan-out marked removed, and those rows. */
+  departedTenants: number;
+  departedRows: number;
+  /** Why departed tenants were not looked for ('' when they were). */
+  departedSkipped: string;
 }
 
 /**
  * After a successful pollTenants run: one message per tenant, claimed (FpxTenants) or referred
  * (FpxReferrals, with their rfaIds), each tenant once per run, onto `fpx-tenant-details`; the run is
- * recorded in FpxSyncState's `details` row first.
+ * recorded in FpxSyncState's `details` row first. Tenants in neither listing get their detail rows marked
+ * removed.
  */
 export async function fanOutTenantDetails(
   deps: { table(name: string): TableClient; queue: QueueClient; now?: () => Date },
   runId: string,
 ): Promise<FanOutResult> {
-  const tenants = new Map<string, TenantDetailsMessage>();
-  for await (const row of presentRows<{ tenantId: string }>(deps.table(TABLES.tenants), 'tenant', [
-    'tenantId',
-  ])) {
-    tenants.set(row.tenantId, { tenantId: row.tenantId, claimed: true, rfaIds: [], runId });
-  }
-  let referralOnly = 0;
-  for await (const row of presentRows<{ id: string; tenantId: string }>(
-    deps.table(TABLES.referrals),
-    'referral',
-    ['id', 'tenantId'],
-  )) {
-    let message = tenants.get(row.tenantId);
-    if (!message) {
-      message = { tenantId: row.tenantId, claimed: false, rfaIds: [], runId };
-      tenants.set(row.tenantId, message);
-      referralOnly++;
-    }
-    message.rfaIds.push(String(row.id));
-  }
-  const messages = [...tenants.values()];
-  const result = { runId, enqueued: messages.length, claimed: messages.length - referralOnly, referralOnly };
+  // Detail partitions are read before the listings' tables: a tenant whose referral arrives meanwhile is
+  // then in both, never taken for departed.
+  const referrals = await readSyncState(deps.table(TABLES.syncState), 'referrals').catch(() => undefined);
+  const detailTenants = referrals?.lastCompletedAt ? await tenantsWithDetails(deps.table) : undefined;
+  const messages = await tenantMessages(deps.table, runId);
+  const referralOnly = messages.filter((m) => !m.claimed).length;
+  const departed = detailTenants
+    ? await markDepartedTenants(
+        deps.table,
+        [...detailTenants].filter((id) => !messages.some((m) => m.tenantId === id)),
+        (deps.now?.() ?? new Date()).toISOString(),
+      )
+    : { tenants: 0, rows: 0 };
+  const result: FanOutResult = {
+    runId,
+    enqueued: messages.length,
+    claimed: messages.length - referralOnly,
+    referralOnly,
+    departedTenants: departed.tenants,
+    departedRows: departed.rows,
+    departedSkipped: detailTenants
+      ? ''
+      : 'no complete referral listing yet (pollReferrals has not succeeded)',
+  };
   // The run is on record before its first message can be taken, so every tenant's outcome counts towards it.
   await startDetailsRun(deps.table(TABLES.syncState), deps.table(DETAILS_RUNS_TABLE), result, deps.now?.());
-  await deps.queue.createIfNotExists();
-  // Bounded concurrency: a queue has no batch send.
+  await enqueueTenantDetails(deps.queue, messages);
+  return result;
+}
+
+/** Onto `fpx-tenant-details`, with bounded concurrency (a queue has no batch send). */
+export async function enqueueTenantDetails(
+  queue: QueueClient,
+  messages: readonly TenantDetailsMessage[],
+): Promise<void> {
+  await ensureQueueOnce(queue);
   for (let i = 0; i < messages.length; i += 16) {
     await Promise.all(
       messages
         .slice(i, i + 16)
-        .map((m) => deps.queue.sendMessage(Buffer.from(JSON.stringify(m)).toString('base64'))),
+        .map((m) => queue.sendMessage(Buffer.from(JSON.stringify(m)).toString('base64'))),
     );
   }
-  return result;
 }
 
-/** Rows not marked removed; none when the table does not exist yet (that stream never ran). */
-async function* presentRows<T extends object>(table: TableClient, partition: string, select: string[]) {
-  try {
-    yield* table.listEntities<T>({
-      queryOptions: { filter: `PartitionKey eq '${partition}' and removedAt eq ''`, select },
-    });
-  } catch (error) {
-    if ((error as { statusCode?: number }).statusCode !== 404) throw error;
+/** Few enough tenants to look each up; more, and both tables are read once instead. */
+const LOOKUP_LIMIT = 20;
+
+/**
+ * What to read for each tenant: claimed when FpxTenants has it, with the rfaId of every present referral
+ * for it (all of them: a scope left out would have its contacts and notes marked removed). Every tenant of
+ * both tables, or only those of `only`.
+ */
+export async function tenantMessages(
+  table: (name: string) => TableClient,
+  runId?: string,
+  only?: ReadonlySet<string>,
+): Promise<TenantDetailsMessage[]> {
+  const tenants = new Map<string, TenantDetailsMessage>();
+  const message = (tenantId: string, claimed: boolean) => {
+    let found = tenants.get(tenantId);
+    if (!found) {
+      found = { tenantId, claimed, rfaIds: [], ...(runId ? { runId } : {}) };
+      tenants.set(tenantId, found);
+    }
+    return found;
+  };
+  const lookUp = only && only.size <= LOOKUP_LIMIT;
+  const filters = lookUp
+    ? [...only].map((id) => ({ id, tenant: odata`RowKey eq ${id}`, referral: odata`tenantId eq ${id}` }))
+    : [{ id: undefined, tenant: '', referral: '' }];
+  for (const filter of filters) {
+    for await (const row of presentRows<{ tenantId: string }>(
+      table(TABLES.tenants),
+      'tenant',
+      ['tenantId'],
+      filter.tenant,
+    )) {
+      if (!only || only.has(row.tenantId)) message(row.tenantId, true);
+    }
   }
+  for (const filter of filters) {
+    for await (const row of presentRows<{ id: string; tenantId: string }>(
+      table(TABLES.referrals),
+      'referral',
+      ['id', 'tenantId'],
+      filter.referral,
+    )) {
+      if (!only || only.has(row.tenantId)) message(row.tenantId, false).rfaIds.push(String(row.id));
+    }
+  }
+  return [...tenants.values()];
 }
