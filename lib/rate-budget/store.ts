@@ -1,0 +1,59 @@
+import type { TableClient } from '@azure/data-tables';
+import { ensureTableOnce } from '../storage';
+import { type BudgetRecord, EMPTY_RECORD } from './lanes';
+
+export const RATE_BUDGET_TABLE = 'FpxRateBudget';
+const PARTITION = 'budget';
+const ROW = 'fpx';
+
+/** Where the shared record lives; every write is conditional on the version read. */
+export interface BudgetStore {
+  read(): Promise<{ record: BudgetRecord; etag?: string }>;
+  /** The new version, or undefined when another instance wrote first (read again and retry). */
+  write(record: BudgetRecord, etag: string | undefined): Promise<string | undefined>;
+}
+
+/** The record as one Table Storage row, updated with ETag conditions (no new Azure service). */
+export class TableBudgetStore implements BudgetStore {
+  constructor(private readonly table: TableClient) {}
+
+  async read(): Promise<{ record: BudgetRecord; etag?: string }> {
+    await ensureTableOnce(this.table);
+    try {
+      const row = await this.table.getEntity<Record<string, unknown>>(PARTITION, ROW);
+      return { record: fromRow(row), etag: row.etag };
+    } catch (error) {
+      if (statusOf(error) === 404) return { record: EMPTY_RECORD };
+      throw error;
+    }
+  }
+
+  async write(record: BudgetRecord, etag: string | undefined): Promise<string | undefined> {
+    await ensureTableOnce(this.table);
+    const entity = { partitionKey: PARTITION, rowKey: ROW, ...record };
+    try {
+      const result = etag
+        ? await this.table.updateEntity(entity, 'Replace', { etag })
+        : await this.table.createEntity(entity);
+      return result.etag;
+    } catch (error) {
+      const status = statusOf(error);
+      // 412: changed since read; 409: created since read. Either way someone else wrote first.
+      if (status === 412 || status === 409) return undefined;
+      throw error;
+    }
+  }
+}
+
+function fromRow(row: Record<string, unknown>): BudgetRecord {
+  const number = (key: keyof BudgetRecord) => (typeof row[key] === 'number' ? (row[key] as number) : 0);
+  return {
+    bulkNextAt: number('bulkNextAt'),
+    interactiveNextAt: number('interactiveNextAt'),
+    pausedUntil: number('pausedUntil'),
+  };
+}
+
+function statusOf(error: unknown): number | undefined {
+  return (error as { statusCode?: number }).statusCode;
+}

@@ -1,0 +1,207 @@
+import { randomBytes } from 'node:crypto';
+import { TableClient } from '@azure/data-tables';
+import { describe, expect, inject, test } from 'vitest';
+import { ManualClock } from '../lib/clock';
+import {
+  busiestWindow,
+  claimBulk,
+  claimInteractive,
+  EMPTY_RECORD,
+  lanes,
+  MAX_PAUSE_MS,
+  pauseUntil,
+} from '../lib/rate-budget/lanes';
+import { SharedRateBudget } from '../lib/rate-budget/shared-budget';
+import { TableBudgetStore } from '../lib/rate-budget/store';
+import { tableClient } from '../lib/storage';
+
+describe('lanes (pure)', () => {
+  test('slots on a lane are an interval apart whoever claims them; a window never holds more than the budget', () => {
+    const l = lanes(600);
+    let record = EMPTY_RECORD;
+    const times: number[] = [];
+    let now = 1_000_000;
+    // Three instances claiming blocks and single interactive slots in turn, faster than the budget allows.
+    for (let round = 0; round < 400; round++) {
+      const bulk = claimBulk(record, now, 7, l);
+      record = bulk.record;
+      times.push(...bulk.slots);
+      const one = claimInteractive(record, now, l);
+      record = one.record;
+      times.push(one.slot);
+      now += 50;
+    }
+    expect(busiestWindow(times)).toBeLessThanOrEqual(600);
+    expect(busiestWindow(times)).toBeGreaterThanOrEqual(0.9 * 600);
+  });
+
+  test('an interactive call takes the bulk lane when it is free, its own lane when bulk work holds it', () => {
+    const l = lanes(600);
+    const idle = claimInteractive(EMPTY_RECORD, 5_000, l);
+    expect(idle.slot).toBe(5_000);
+    expect(idle.record.bulkNextAt).toBe(5_000 + l.bulkIntervalMs);
+    const busy = { ...EMPTY_RECORD, bulkNextAt: 25_000 };
+    const fromOwnLane = claimInteractive(busy, 5_000, l);
+    expect(fromOwnLane.slot).toBe(5_000);
+    expect(fromOwnLane.record).toMatchObject({
+      bulkNextAt: 25_000,
+      interactiveNextAt: 5_000 + l.interactiveIntervalMs,
+    });
+  });
+
+  test('a pause holds both lanes; Retry-After is capped at 10 minutes', () => {
+    const l = lanes(600);
+    const paused = { ...EMPTY_RECORD, pausedUntil: 9_000 };
+    expect(claimBulk(paused, 1_000, 2, l).slots[0]).toBe(9_000);
+    expect(claimInteractive(paused, 1_000, l).slot).toBe(9_000);
+    expect(pauseUntil(0, 3_600_000)).toEqual({ until: MAX_PAUSE_MS, capped: true });
+    expect(pauseUntil(0, 2_000)).toEqual({ until: 2_000, capped: false });
+  });
+
+  test('headroom: the lanes hand out less than the budget, and a fallback share more', () => {
+    expect(lanes(600).effective).toBe(588);
+    expect(lanes(600, 15).effective).toBe(585);
+    expect(lanes(1200).effective).toBe(1176);
+  });
+});
+
+/** One budget record per test, in the run's Azurite. */
+function store() {
+  return new TableBudgetStore(
+    tableClient(inject('storageConnection'), `FpxRateBudget${randomBytes(4).toString('hex')}`),
+  );
+}
+
+/** Moves the clock in small steps, letting each budget finish its store requests first. */
+async function run(clock: ManualClock, budgets: SharedRateBudget[], ms: number, step = 10) {
+  for (let t = 0; t < ms; t += step) {
+    await Promise.all(budgets.map((b) => b.whenIdle()));
+    await clock.advance(step);
+  }
+  await Promise.all(budgets.map((b) => b.whenIdle()));
+}
+
+function acquireMany(budget: SharedRateBudget, clock: ManualClock, count: number, priority?: 'interactive') {
+  const times: number[] = [];
+  const all = Array.from({ length: count }, () =>
+    budget.acquire(undefined, priority).then(() => {
+      times.push(clock.now());
+    }),
+  );
+  return { times, done: Promise.all(all) };
+}
+
+describe('SharedRateBudget against Azurite', () => {
+  test('two limiters share one budget: together never more than it in any window, and both get slots', async () => {
+    const clock = new ManualClock();
+    const shared = store();
+    const a = new SharedRateBudget(600, shared, { clock, fallbackPerMinute: 15 });
+    const b = new SharedRateBudget(600, shared, { clock, fallbackPerMinute: 15 });
+    const fromA = acquireMany(a, clock, 80);
+    const fromB = acquireMany(b, clock, 80);
+    await run(clock, [a, b], 20_000);
+    await Promise.all([fromA.done, fromB.done]);
+
+    const all = [...fromA.times, ...fromB.times].sort((x, y) => x - y);
+    const interval = a.lanes.bulkIntervalMs;
+    for (let i = 1; i < all.length; i++) {
+      expect((all[i] as number) - (all[i - 1] as number)).toBeGreaterThanOrEqual(interval - 0.01);
+    }
+    // 160 calls at the bulk lane's pace: the 60-second bound holds with room to spare, at any scale.
+    expect(busiestWindow(all, 10_000)).toBeLessThanOrEqual(Math.ceil(10_000 / interval));
+    // Few store requests: blocks, not a request per call.
+    const requests = a.stats.storeRequests + b.stats.storeRequests;
+    expect(requests / all.length).toBeLessThanOrEqual(0.35);
+  });
+
+  test('one instance working alone gets nearly all of the budget', async () => {
+    const clock = new ManualClock();
+    const alone = new SharedRateBudget(600, store(), { clock, fallbackPerMinute: 15 });
+    const calls = acquireMany(alone, clock, 2_000);
+    await run(clock, [alone], 60_000, 50);
+    expect(calls.times.length).toBeGreaterThanOrEqual(0.9 * 600);
+    expect(calls.times.length).toBeLessThanOrEqual(600);
+    expect(alone.stats.storeRequests / calls.times.length).toBeLessThanOrEqual(0.1);
+  });
+
+  test('a 429 at one instance pauses the other at its next claim', async () => {
+    const clock = new ManualClock();
+    const shared = store();
+    const a = new SharedRateBudget(600, shared, { clock, fallbackPerMinute: 15 });
+    const b = new SharedRateBudget(600, shared, { clock, fallbackPerMinute: 15 });
+    const first = acquireMany(a, clock, 1);
+    await run(clock, [a], 10);
+    await first.done;
+
+    const pausedUntil = clock.now() + 5_000;
+    a.pause(pausedUntil);
+    await run(clock, [a], 10);
+    const later = acquireMany(b, clock, 3);
+    await run(clock, [a, b], 7_000);
+    await later.done;
+    expect(Math.min(...later.times)).toBeGreaterThanOrEqual(pausedUntil);
+  });
+
+  test('a holder that dies loses seconds of the budget, not a minute', async () => {
+    const clock = new ManualClock();
+    const shared = store();
+    const dying = new SharedRateBudget(600, shared, { clock, fallbackPerMinute: 15 });
+    // It claims a block for its many callers, sends one call, then its process is gone.
+    acquireMany(dying, clock, 50);
+    await run(clock, [dying], 10);
+    const startedAt = clock.now();
+    const survivor = new SharedRateBudget(600, shared, { clock, fallbackPerMinute: 15 });
+    const calls = acquireMany(survivor, clock, 1);
+    await run(clock, [survivor], 10_000);
+    await calls.done;
+    expect((calls.times[0] as number) - startedAt).toBeLessThanOrEqual(3_500);
+  });
+
+  test('an interactive call waits about one slot while bulk work saturates the budget', async () => {
+    const clock = new ManualClock();
+    const shared = store();
+    const bulk = new SharedRateBudget(600, shared, { clock, fallbackPerMinute: 15 });
+    const other = new SharedRateBudget(600, shared, { clock, fallbackPerMinute: 15 });
+    acquireMany(bulk, clock, 1_000);
+    acquireMany(other, clock, 1_000);
+    await run(clock, [bulk, other], 5_000);
+    const waits: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const askedAt = clock.now();
+      const call = acquireMany(other, clock, 1, 'interactive');
+      await run(clock, [bulk, other], 2_000);
+      await call.done;
+      waits.push((call.times[0] as number) - askedAt);
+    }
+    waits.sort((x, y) => x - y);
+    expect(waits[2]).toBeLessThanOrEqual(bulk.lanes.bulkIntervalMs);
+  });
+
+  test('storage down: a local share at the fallback pace, logged once', async () => {
+    const clock = new ManualClock();
+    const lines: string[] = [];
+    // Nothing listens on port 1: every store request fails at once (no retries).
+    const down = new TableClient('http://127.0.0.1:1/devstoreaccount1', 'FpxRateBudget', {
+      allowInsecureConnection: true,
+      retryOptions: { maxRetries: 0 },
+    });
+    const budget = new SharedRateBudget(600, new TableBudgetStore(down), {
+      clock,
+      fallbackPerMinute: 60,
+      log: (line) => lines.push(line),
+    });
+    const calls = acquireMany(budget, clock, 5);
+    for (let i = 0; i < 600 && calls.times.length < 5; i++) {
+      await budget.whenIdle();
+      await new Promise((r) => setTimeout(r, 1));
+      await clock.advance(100);
+    }
+    await calls.done;
+    expect(calls.times).toHaveLength(5);
+    for (let i = 1; i < calls.times.length; i++) {
+      expect((calls.times[i] as number) - (calls.times[i - 1] as number)).toBeGreaterThanOrEqual(1_000);
+    }
+    expect(lines.filter((line) => /cannot be reached/.test(line))).toHaveLength(1);
+    expect(lines[0]).toMatch(/60 calls a minute/);
+  });
+});
