@@ -53,7 +53,7 @@ function fpxCheck(services: Services, now = Date.now()): Promise<FpxCheck> {
   const last = fpxProbes.get(services);
   if (last && now - last.at < FPX_PROBE_TTL_MS) return last.result;
   const result = check((signal) =>
-    services.fpx.referenceList('noteCategories', { signal, maxAttempts: 1 }),
+    services.fpx.referenceList('noteCategories', { signal, maxAttempts: 1, priority: 'interactive' }),
   ).then((outcome) => ({ ...outcome, checkedAt: new Date(now).toISOString() }));
   fpxProbes.set(services, { at: now, result });
   return result;

@@ -4,6 +4,7 @@ import { type AlertSender, type AlertSenderOverrides, createAlertSender } from '
 import { type CertificateSource, createCertificateSource, type KeyVaultOverrides } from '../lib/cert';
 import type { Config } from '../lib/config';
 import { createFpxClient, type FpxClient } from '../lib/fpx';
+import { RATE_BUDGET_TABLE, SharedRateBudget, TableBudgetStore } from '../lib/rate-budget';
 import { createStorage, type StorageClients } from '../lib/storage';
 
 /** The clients every function shares: built once per process by the composition root. */
@@ -34,10 +35,21 @@ export function buildServices(config: Config, overrides: ServiceOverrides = {}):
     config,
     certificates,
     alerts: createAlertSender(config.alerts, overrides.alerts),
-    fpx: createFpxClient(config.fpx, certificates),
+    fpx: createFpxClient(config.fpx, certificates, { limiter: sharedBudget(config, storage) }),
     storage,
     tableService: storage.tableService,
     queueService: storage.queueService,
     table: (name) => storage.table(name),
   };
+}
+
+/**
+ * The deployment's one FPX budget, kept in the app's own storage account. Its table client gives up fast
+ * (one retry): while storage is down the budget falls back to this instance's share at once.
+ */
+function sharedBudget(config: Config, storage: StorageClients): SharedRateBudget {
+  const table = storage.table(RATE_BUDGET_TABLE, { retryOptions: { maxRetries: 1, retryDelayInMs: 200 } });
+  return new SharedRateBudget(config.fpx.rateLimitPerMinute, new TableBudgetStore(table), {
+    fallbackPerMinute: Math.max(1, Math.floor(config.fpx.rateLimitPerMinute / config.fpx.maxInstances)),
+  });
 }

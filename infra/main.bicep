@@ -68,9 +68,10 @@ var fpxBaseUrls = {
   production: 'https://prod.partner.fttoolingapi.microsoft.com/ftop/v1.2/api'
 }
 
-// FPX allows 600 calls a minute per partner. Every instance runs its own in-process limiter at
-// FPX_RATE_LIMIT_PER_MINUTE, so instances × per-instance limit must stay ≤ 600: 40 instances → 15 a minute each.
-var fpxRateLimitPerMinute = max(1, 600 / maximumInstanceCount)
+// FPX allows 600 calls a minute per partner. FPX_RATE_LIMIT_PER_MINUTE is the budget of the whole deployment,
+// shared by every instance through the storage account (table FpxRateBudget); the instance cap is a cost
+// setting only, and divides the budget only while storage cannot be reached (FPX_MAX_INSTANCES).
+var fpxRateLimitPerMinute = 600
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
   name: '${abbrs.resourcesResourceGroups}${environmentName}'
@@ -171,6 +172,7 @@ module api 'app/api.bicep' = {
       FPX_CERT_NAME: fpxCertName
       CERT_REFRESH_MINUTES: '60'
       FPX_RATE_LIMIT_PER_MINUTE: string(fpxRateLimitPerMinute)
+      FPX_MAX_INSTANCES: string(maximumInstanceCount)
       FPX_PAGE_SIZE: '25'
       FPX_ORIGIN: fpxOrigin
       // A Key Vault reference, resolved by the platform with the app's identity: the value never sits here.

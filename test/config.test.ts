@@ -26,6 +26,7 @@ describe('loadConfig', () => {
         certificate: { kind: 'file', path: '/certs/client.pem', password: undefined },
         caPath: undefined,
         rateLimitPerMinute: 600,
+        maxInstances: 40,
         pageSize: 25,
         origin: undefined,
       },

@@ -129,6 +129,7 @@ const settingsSchema = z.object({
   FPX_CERT_PASSWORD: optionalText,
   FPX_CA_PATH: optionalText,
   FPX_RATE_LIMIT_PER_MINUTE: positiveInt(600, 60_000),
+  FPX_MAX_INSTANCES: positiveInt(40, 1000),
   FPX_PAGE_SIZE: positiveInt(25, 1000),
   FPX_ORIGIN: optionalText.pipe(
     z
@@ -174,6 +175,8 @@ export interface Config {
     certificate: CertificateSettings;
     caPath?: string;
     rateLimitPerMinute: number;
+    /** The deployment's instance cap: the budget's share per instance while storage cannot be reached. */
+    maxInstances: number;
     pageSize: number;
     origin?: string;
   };
@@ -249,6 +252,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       certificate: certificateSettings(s),
       caPath: s.FPX_CA_PATH,
       rateLimitPerMinute: s.FPX_RATE_LIMIT_PER_MINUTE,
+      maxInstances: s.FPX_MAX_INSTANCES,
       pageSize: s.FPX_PAGE_SIZE,
       origin: s.FPX_ORIGIN,
     },

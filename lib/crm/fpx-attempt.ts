@@ -64,7 +64,11 @@ export async function attemptDelivery(
       };
     }
   }
-  const call: CallOptions = { endUserToken: options.endUserToken, signal: options.signal };
+  const call: CallOptions = {
+    endUserToken: options.endUserToken,
+    signal: options.signal,
+    priority: 'interactive',
+  };
   try {
     return { kind: 'delivered', result: await send(fpx, operation, call) };
   } catch (error) {
@@ -105,7 +109,7 @@ async function alreadyRemoved(
   const { tenantId, serviceId, update } = operation;
   const wanted = normalizeGuid(update.serviceIntentId ?? '');
   try {
-    const records = await fpx.entitlements(tenantId, [serviceId], { signal });
+    const records = await fpx.entitlements(tenantId, [serviceId], { signal, priority: 'interactive' });
     if (records.some((record) => normalizeGuid(record.serviceIntentId) === wanted)) return refusal;
     return {
       kind: 'delivered',

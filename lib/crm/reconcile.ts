@@ -41,6 +41,7 @@ export async function findExisting(
           rfaId,
           orderByCreated: 'Descending',
           signal: options.signal,
+          priority: 'interactive',
         });
         // Every page: FPX may not honour the ordering, and a note without `created` must not end the search.
         for await (const candidate of listing) {
@@ -54,7 +55,11 @@ export async function findExisting(
       const { contact, tenantId } = operation;
       const email = contact.email?.toLowerCase();
       return findIn(operation.rfaId, async (rfaId) => {
-        for await (const candidate of fpx.contacts(tenantId, { rfaId, signal: options.signal })) {
+        for await (const candidate of fpx.contacts(tenantId, {
+          rfaId,
+          signal: options.signal,
+          priority: 'interactive',
+        })) {
           if (!inWindow(candidate.created)) continue;
           const same = email
             ? candidate.email?.toLowerCase() === email
@@ -68,7 +73,10 @@ export async function findExisting(
     }
     case 'updateEntitlement': {
       const { tenantId, serviceId, update } = operation;
-      const records = await fpx.entitlements(tenantId, [serviceId], { signal: options.signal });
+      const records = await fpx.entitlements(tenantId, [serviceId], {
+        signal: options.signal,
+        priority: 'interactive',
+      });
       const wanted = statusKey(update.l1Id);
       const match = records.find(
         (record) =>

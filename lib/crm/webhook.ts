@@ -141,6 +141,5 @@ async function storedAnswer(deps: CrmDeps, delivery: Delivery): Promise<HttpResp
 
 /** How long a call would wait for the shared rate limiter now. */
 function estimatedSlotWaitMs(deps: CrmDeps): number {
-  const limiter = deps.fpx.transport.limiter;
-  return limiter.pausedForMs + limiter.queued * (60_000 / limiter.perMinute);
+  return deps.fpx.transport.limiter.estimateWaitMs('interactive');
 }

@@ -1,5 +1,6 @@
 import type { z } from 'zod';
 import { type PageBody, PagedList } from './paging';
+import type { Priority } from './rate-limiter';
 import * as requests from './requests';
 import * as schemas from './schemas';
 import type { FpxTransport, Query } from './transport';
@@ -10,6 +11,8 @@ export interface CallOptions {
   signal?: AbortSignal;
   /** Attempts for a GET, the first included (default: the transport's retry policy). */
   maxAttempts?: number;
+  /** `interactive` for calls someone waits on (a webhook, the health probe): served before bulk work. */
+  priority?: Priority;
   /** Told of every HTTP request sent for this call or listing, retries included. */
   onAttempt?: () => void;
 }

@@ -5,7 +5,7 @@ import type { z } from 'zod';
 import type { CertificateSource, ClientCertificate } from '../cert/certificate';
 import { lazy } from '../lazy';
 import { FpxError, readErrorBody } from './errors';
-import { RateLimiter } from './rate-limiter';
+import { type CallLimiter, type Priority, RateLimiter } from './rate-limiter';
 
 export type Query = Record<string, string | number | boolean | Array<string | number> | undefined | null>;
 
@@ -23,6 +23,8 @@ export interface CallSpec<S extends z.ZodType> {
   signal?: AbortSignal;
   /** Overrides the policy's attempts for this call (a GET only; e.g. 1 for a health probe). */
   maxAttempts?: number;
+  /** Interactive calls (a webhook's delivery, the health probe) get their rate slot before bulk ones. */
+  priority?: Priority;
   /** Told of every HTTP request this call sends (retries included), e.g. to count a sync run's calls. */
   onAttempt?: () => void;
 }
@@ -43,6 +45,8 @@ export interface TransportOptions {
   caPem?: string;
   origin?: string;
   rateLimitPerMinute: number;
+  /** The deployment's shared budget; without it, a limiter of this process's own at `rateLimitPerMinute`. */
+  limiter?: CallLimiter;
   timeouts?: { connectMs?: number; headersMs?: number; bodyMs?: number };
   retry?: Partial<RetryPolicy>;
 }
@@ -70,7 +74,7 @@ const TLS_CODE = /^(ERR_SSL_|ERR_TLS_|UNABLE_TO_|CERT_|DEPTH_ZERO|SELF_SIGNED|ER
  */
 export class FpxTransport {
   readonly stats: TransportStats = { calls: 0, retries: 0, throttled: 0 };
-  readonly limiter: RateLimiter;
+  readonly limiter: CallLimiter;
   private readonly base: string;
   private readonly retry: RetryPolicy;
   private readonly timeouts: { connectMs: number; headersMs: number; bodyMs: number };
@@ -81,7 +85,7 @@ export class FpxTransport {
 
   constructor(private readonly options: TransportOptions) {
     this.base = options.baseUrl.replace(/\/+$/, '');
-    this.limiter = new RateLimiter(options.rateLimitPerMinute);
+    this.limiter = options.limiter ?? new RateLimiter(options.rateLimitPerMinute);
     this.retry = { ...DEFAULT_RETRY, ...options.retry };
     this.timeouts = { connectMs: 10_000, headersMs: 30_000, bodyMs: 30_000, ...options.timeouts };
     this.ca = options.caPem ? [...rootCertificates, options.caPem] : undefined;
@@ -92,7 +96,7 @@ export class FpxTransport {
     const retriable = spec.method === 'GET';
     let renewed = false;
     for (let attempt = 1; ; attempt++) {
-      await this.limiter.acquire(spec.signal);
+      await this.limiter.acquire(spec.signal, spec.priority);
       const certificate = await this.options.certificates.current();
       let error: FpxError;
       try {
