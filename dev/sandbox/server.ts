@@ -62,6 +62,8 @@ export interface Sandbox {
   setFaults(p: FaultProbabilities): void;
   /** 0 = off. */
   setRateLimit(perMinute: number): void;
+  /** The most calls let through in any 60-second window, per caller (`cert:<thumbprint>`). */
+  busiestWindows(): Record<string, number>;
   /** When down, every request answers 503 (PascalCase error body). */
   setOutage(down: boolean): void;
   /** Closes the server and all open sockets. */
@@ -162,11 +164,16 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
     if (fault?.kind === 'slow') await delay(fault.delayMs);
 
     const caller = decodeCaller(entry.authorization);
-    const wait = limiter.take(caller.sub ? `sub:${caller.sub}` : `ip:${req.socket.remoteAddress}`);
+    // Per client certificate: every call the partner makes with it counts, whoever the user (FPX-NOTES #18).
+    const wait = limiter.take(
+      entry.clientCertThumbprint ? `cert:${entry.clientCertThumbprint}` : `ip:${req.socket.remoteAddress}`,
+    );
     if (wait !== undefined) {
       const headers = { 'Retry-After': String(wait) };
       return answer(
-        errorReply(429, `Rate limit exceeded: ${limiter.limit} calls a minute per user.`, { headers }),
+        errorReply(429, `Rate limit exceeded: ${limiter.limit} calls in 60 seconds per certificate.`, {
+          headers,
+        }),
         fault?.kind,
       );
     }
@@ -250,6 +257,7 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
     injectFault: (fault, match, times) => faults.inject(fault, match, times),
     setFaults: (probabilities) => faults.setProbabilities(probabilities),
     setRateLimit: (perMinute) => limiter.setLimit(perMinute),
+    busiestWindows: () => limiter.busiestWindows(),
     setOutage: (down) => {
       outage = down;
     },
