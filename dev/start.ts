@@ -124,7 +124,7 @@ async function main(): Promise<void> {
     console.log(`FPX              ${sandbox ? `sandbox ${sandbox.url}` : settings.FPX_BASE_URL}`);
     if (mail) console.log(`Mail             SMTP sink ${mail.url}, saved under .local/mail`);
     console.log('');
-    console.log(`Try:  curl ${host.url}/api/health`);
+    console.log(`Try:  curl ${host.url}/api/health/details`);
     console.log('      npm run invoke -- health');
     console.log('      npm run webhook -- notes dev/examples/note.json   (a signed CRM webhook)');
     console.log('Ctrl-C stops everything.');

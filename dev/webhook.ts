@@ -1,7 +1,8 @@
 /**
  * `npm run webhook -- <notes|contacts|entitlements> <json-file> [--id <webhook-id>] [--token <jwt>] [--url <base>]`
  * signs a JSON file as a Standard Webhook with the local secret and sends it to the local host, printing
- * the answer. `npm run webhook -- delivery <deliveryId>` asks for a delivery's state (signed, empty body).
+ * the answer. `npm run webhook -- delivery <deliveryId>` asks for a delivery's state (signed over
+ * `GET /api/crm/deliveries/<deliveryId>` in place of a body).
  *
  * The secret: CRM_WEBHOOK_SECRET from the environment or local.settings.json, else `.local/webhook-secret`
  * (which `npm start` generates). Every secret given (space separated) signs, as during a rotation.
@@ -12,6 +13,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Webhook } from 'standardwebhooks';
+import { deliveryStatusContent } from '../lib/crm/signature';
 import { PROJECT_ROOT } from './host/app-loader';
 import { currentSettings } from './host/settings';
 
@@ -76,9 +78,10 @@ export async function sendWebhook(
   return answerOf(response);
 }
 
-/** GET /api/crm/deliveries/{id}, signed over an empty body. */
+/** GET /api/crm/deliveries/{id}, signed over `GET /api/crm/deliveries/<id>` (the request's own path). */
 export async function getDelivery(deliveryId: string, options: SendOptions = {}): Promise<Answer> {
-  const headers = signedHeaders(options.secrets ?? localWebhookSecrets(), '', options.webhookId);
+  const secrets = options.secrets ?? localWebhookSecrets();
+  const headers = signedHeaders(secrets, deliveryStatusContent(deliveryId), options.webhookId);
   const url = `${options.baseUrl ?? DEFAULT_HOST_URL}/api/crm/deliveries/${encodeURIComponent(deliveryId)}`;
   return answerOf(await fetch(url, { headers }));
 }

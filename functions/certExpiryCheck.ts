@@ -1,6 +1,7 @@
 import { app, type InvocationContext } from '@azure/functions';
 import { AlertLedger } from '../lib/alerts';
 import { CERT_ALERTS_TABLE, type CertExpiryCheckResult, checkCertificateExpiry } from '../lib/cert';
+import { safeErrorMessage } from '../lib/redact';
 import type { Services } from './services';
 
 /** Timer `%CERT_CHECK_SCHEDULE%` (daily 08:00 UTC): the certificate's days left, and the expiry alert due. */
@@ -9,13 +10,20 @@ export async function runCertExpiryCheck(
   context: InvocationContext,
   now?: () => Date,
 ): Promise<CertExpiryCheckResult> {
-  const result = await checkCertificateExpiry({
-    certificates: services.certificates,
-    ledger: new AlertLedger(services.table(CERT_ALERTS_TABLE)),
-    sender: services.alerts,
-    thresholds: services.config.alerts.days,
-    now,
-  });
+  let result: CertExpiryCheckResult;
+  try {
+    result = await checkCertificateExpiry({
+      certificates: services.certificates,
+      ledger: new AlertLedger(services.table(CERT_ALERTS_TABLE)),
+      sender: services.alerts,
+      thresholds: services.config.alerts.days,
+      now,
+    });
+  } catch (error) {
+    // The host logs what a function throws: only the redacted message leaves (storage and SDK errors can
+    // quote URLs with SAS signatures).
+    throw new Error(`The certificate expiry check failed: ${safeErrorMessage(error)}`);
+  }
   context.log(
     `FPX certificate ${result.thumbprint}: ${result.daysLeft} days left (expires ${result.notAfter})` +
       (result.alert

@@ -81,8 +81,9 @@ async function poisonQueueDepths(services: Services): Promise<Record<string, num
 }
 
 /**
- * GET /api/health: 200 when storage and FPX answer and the certificate is valid, 503 naming what is not;
- * also the certificate's days left and the poison queues' depths. FPX's answer may be up to 30 s old.
+ * The full checks: 200 when storage and FPX answer and the certificate is valid, 503 naming what is not;
+ * also the certificate's days left and thumbprint and the poison queues' depths. FPX's answer may be up to
+ * 30 s old. Served to key holders only (GET /api/health/details, functions/healthDetails.ts).
  */
 export async function healthCheck(services: Services): Promise<HttpResponseInit> {
   const [storage, fpx, certificate, poisonQueues] = await Promise.all([
@@ -96,11 +97,35 @@ export async function healthCheck(services: Services): Promise<HttpResponseInit>
   return { status: ok ? 200 : 503, jsonBody: { status: ok ? 'ok' : 'unavailable', checks, poisonQueues } };
 }
 
+/** How long the anonymous answer is reused: anyone may call it, so callers share one check. */
+export const HEALTH_TTL_MS = FPX_PROBE_TTL_MS;
+const summaries = new WeakMap<Services, { at: number; ok: Promise<boolean> }>();
+
+/**
+ * GET /api/health, anonymous: `{status}` only (200 ok, 503 unavailable), nothing about why. Storage, FPX and
+ * the certificate are checked at most once per 30 s, whoever calls and however often.
+ */
+export async function healthStatus(services: Services, now = Date.now()): Promise<HttpResponseInit> {
+  let last = summaries.get(services);
+  if (!last || now - last.at >= HEALTH_TTL_MS) {
+    const ok = Promise.all([
+      check((abortSignal) => services.tableService.getProperties({ abortSignal })),
+      fpxCheck(services, now),
+      certificateCheck(services, new Date(now)),
+    ]).then((checks) => checks.every((c) => c.ok));
+    last = { at: now, ok };
+    summaries.set(services, last);
+  }
+  const ok = await last.ok;
+  return { status: ok ? 200 : 503, jsonBody: { status: ok ? 'ok' : 'unavailable' } };
+}
+
 export function registerHealth(services: Services): void {
   app.http('health', {
     methods: ['GET'],
     route: 'health',
+    // For load balancers and uptime monitors; the details need the function key.
     authLevel: 'anonymous',
-    handler: () => healthCheck(services),
+    handler: () => healthStatus(services),
   });
 }

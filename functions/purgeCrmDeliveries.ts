@@ -7,7 +7,8 @@ export function registerPurgeCrmDeliveries(services: Services): void {
   app.timer('purgeCrmDeliveries', {
     schedule: '0 30 3 * * *',
     handler: async (_timer, context) => {
-      const purged = await crmDeps(services).store.purgeExpired(new Date());
+      const deps = crmDeps(services);
+      const purged = await deps.store.purgeExpired(new Date(deps.now()));
       context.log(`purged ${purged} finished CRM deliveries past their retention`);
       return { purged };
     },

@@ -1,15 +1,37 @@
 import { app } from '@azure/functions';
-import { crmDeps, recoverStalled } from '../lib/crm';
+import { alertPoisonQueues, crmDeps, DELIVERY_POISON_QUEUE, poisonWatch, recoverStalled } from '../lib/crm';
+import { TENANT_DETAILS_QUEUE } from '../lib/sync';
 import type { Services } from './services';
 
-/** Timer, every 5 minutes: deliveries whose attempt died before its outcome was recorded go back on the queue. */
+/** The poison queues whose filling raises an operator alert (once per incident). */
+const POISON_QUEUES = [DELIVERY_POISON_QUEUE, `${TENANT_DETAILS_QUEUE}-poison`];
+
+/**
+ * Timer, every 5 minutes: deliveries whose attempt died before its outcome was recorded, or whose queued
+ * retry lost its message, go back on the queue; a poison queue that starts filling alerts the operators.
+ * Both run whatever the other does; a failure of either fails the invocation (after both).
+ */
 export function registerRecoverCrmDeliveries(services: Services): void {
   app.timer('recoverCrmDeliveries', {
     schedule: '0 */5 * * * *',
     handler: async (_timer, context) => {
-      const queued = await recoverStalled(crmDeps(services), context);
-      context.log(`queued ${queued} stalled CRM deliveries`);
-      return { queued };
+      const deps = crmDeps(services);
+      const [recovered, poison] = await Promise.allSettled([
+        recoverStalled(deps, context),
+        alertPoisonQueues(poisonWatch(services, POISON_QUEUES, deps.now), context),
+      ]);
+      const queued = recovered.status === 'fulfilled' ? recovered.value : 0;
+      const poisonQueues = poison.status === 'fulfilled' ? poison.value : [];
+      context.log(
+        `queued ${queued} stalled CRM deliveries; poison queues: ${poisonQueues.map((q) => `${q.queue} ${q.depth}${q.alert ? ` (alert ${q.alert})` : ''}`).join(', ')}`,
+      );
+      if (recovered.status === 'rejected') throw recovered.reason;
+      if (poison.status === 'rejected') throw poison.reason;
+      const failed = poisonQueues.filter((q) => q.error);
+      if (failed.length > 0) {
+        throw new Error(`Poison queues: ${failed.map((q) => `${q.queue}: ${q.error}`).join('; ')}`);
+      }
+      return { queued, poisonQueues };
     },
   });
 }

@@ -1,4 +1,5 @@
 import { app } from '@azure/functions';
+import { safeErrorMessage } from '../lib/redact';
 import {
   DETAILS_RUNS_TABLE,
   recordTenantOutcome,
@@ -33,7 +34,7 @@ export function registerSyncTenantDetails(services: Services): void {
             tenantId: message.tenantId,
             error,
           }).catch((recordError: unknown) =>
-            context.error(`could not record the failure in FpxSyncState: ${recordError}`),
+            context.error(`could not record the failure in FpxSyncState: ${safeErrorMessage(recordError)}`),
           );
         }
         throw error;

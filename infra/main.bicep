@@ -1,9 +1,12 @@
 // The FPX ↔ CRM connector in Azure, for `azd up`: a Function App on the Flex Consumption plan running as a
-// user-assigned managed identity, Storage without shared keys, Key Vault (RBAC) for the FastTrack client
-// certificate and the CRM webhook secret, Application Insights on Log Analytics, and optionally Azure
-// Communication Services Email for certificate-expiry alerts. No secret is written into an app setting.
-// Layout as in Azure-Samples/functions-quickstart-typescript-azd; checked with `az bicep build` and
-// `azd provision --preview` (no Bicep CLI runs on our development machines).
+// user-assigned managed identity, Storage without shared keys, Key Vault (RBAC, purge protection) for the
+// FastTrack client certificate and the CRM webhook secret, Application Insights on Log Analytics (which also
+// receives Key Vault audit events and storage logs), optionally Azure Communication Services Email for
+// certificate-expiry alerts, and optionally (restrictNetwork) a virtual network that Storage and Key Vault
+// admit alone. No secret is written into an app setting. azure.yaml runs infra/hooks/provision.mjs around
+// provisioning. Layout as in Azure-Samples/functions-quickstart-typescript-azd. No Bicep CLI runs on our
+// development machines: test/infra.test.ts reads these files as text; run `az bicep build --file
+// infra/main.bicep` and `azd provision --preview` before relying on a change.
 targetScope = 'subscription'
 
 @minLength(1)
@@ -52,9 +55,26 @@ param maximumInstanceCount int = 40
 @allowed([512, 2048, 4096])
 param instanceMemoryMB int = 2048
 
+// The CRM webhook secret is generated once and never replaced (keyvault.bicep explains how). The preprovision
+// hook (azure.yaml, infra/hooks/provision.mjs) sets these from what Azure Resource Manager reports about the
+// vault this template names (kv-<resourceToken>); neither of them ever carries the secret's value.
+@description('Whether the vault already holds crm-webhook-secret (set by the preprovision hook). Only false creates the secret; the default never writes it.')
+param crmWebhookSecretExists bool = true
+
 @secure()
-@description('The CRM webhook secret as Key Vault holds it (azd reads it back on every provision) or, the first time, a random seed it is derived from.')
-param crmWebhookSecret string
+@description('Random text azd generates on each provision ($(secretOrRandomPassword)); used only when the secret is created.')
+param crmWebhookSecretSeed string = ''
+
+@minValue(7)
+@maxValue(90)
+@description('Key Vault soft-delete retention in days. 90 for a new vault; Azure fixes it at creation, so the preprovision hook passes an existing vault\'s own value.')
+param keyVaultSoftDeleteRetentionInDays int = 90
+
+@description('Deny every network by default on Storage and Key Vault, admitting only the Function App (through a virtual network subnet it is integrated into) and allowedIpAddresses. Off by default.')
+param restrictNetwork bool = false
+
+@description('With restrictNetwork: comma-separated public IPv4 addresses or CIDR ranges also admitted to Storage and Key Vault (the deployer; the preprovision hook fills it from ALLOWED_IP_ADDRESSES or the current public address).')
+param allowedIpAddresses string = ''
 
 var abbrs = loadJsonContent('abbreviations.json')
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
@@ -73,6 +93,8 @@ var fpxBaseUrls = {
 // setting only, and divides the budget only while storage cannot be reached (FPX_MAX_INSTANCES).
 var fpxRateLimitPerMinute = 600
 
+var restrictedIpAddresses = filter(map(split(allowedIpAddresses, ','), ip => trim(ip)), ip => !empty(ip))
+
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
   name: '${abbrs.resourcesResourceGroups}${environmentName}'
   location: location
@@ -90,6 +112,17 @@ module identity 'app/identity.bicep' = {
   }
 }
 
+// Only with restrictNetwork: the subnet the app's outbound traffic comes from, which Storage and Key Vault admit.
+module network 'app/network.bicep' = if (restrictNetwork) {
+  name: 'network'
+  scope: rg
+  params: {
+    name: '${abbrs.networkVirtualNetworks}${resourceToken}'
+    location: location
+    tags: tags
+  }
+}
+
 module storage 'app/storage.bicep' = {
   name: 'storage'
   scope: rg
@@ -98,6 +131,10 @@ module storage 'app/storage.bicep' = {
     location: location
     tags: tags
     deploymentContainerName: deploymentContainerName
+    restrictNetwork: restrictNetwork
+    allowedSubnetId: restrictNetwork ? network!.outputs.subnetId : ''
+    allowedIpAddresses: restrictedIpAddresses
+    logAnalyticsWorkspaceId: monitoring.outputs.logAnalyticsWorkspaceId
   }
 }
 
@@ -105,10 +142,18 @@ module keyVault 'app/keyvault.bicep' = {
   name: 'keyvault'
   scope: rg
   params: {
+    // The template's own name for the vault, the same on every provision of this environment: the preprovision
+    // hook finds the same vault, so "does the secret exist" is asked of the vault that is deployed.
     name: '${abbrs.keyVaultVaults}${resourceToken}'
     location: location
     tags: tags
-    crmWebhookSecret: crmWebhookSecret
+    softDeleteRetentionInDays: keyVaultSoftDeleteRetentionInDays
+    restrictNetwork: restrictNetwork
+    allowedSubnetId: restrictNetwork ? network!.outputs.subnetId : ''
+    allowedIpAddresses: restrictedIpAddresses
+    logAnalyticsWorkspaceId: monitoring.outputs.logAnalyticsWorkspaceId
+    createWebhookSecret: !crmWebhookSecretExists
+    crmWebhookSecretSeed: crmWebhookSecretSeed
   }
 }
 
@@ -165,6 +210,7 @@ module api 'app/api.bicep' = {
     applicationInsightsName: monitoring.outputs.applicationInsightsName
     maximumInstanceCount: maximumInstanceCount
     instanceMemoryMB: instanceMemoryMB
+    virtualNetworkSubnetId: restrictNetwork ? network!.outputs.subnetId : ''
     appSettings: {
       // lib/config reads these; names and defaults are the contract's (ARCHITECTURE.md, "Settings").
       FPX_BASE_URL: empty(fpxBaseUrl) ? fpxBaseUrls[fpxEnvironment] : fpxBaseUrl
@@ -197,7 +243,6 @@ output AZURE_RESOURCE_GROUP string = rg.name
 output AZURE_FUNCTION_APP_NAME string = api.outputs.name
 output SERVICE_API_NAME string = api.outputs.name
 output SERVICE_API_URI string = api.outputs.uri
-// Read back by azd's secretOrRandomPassword on the next provision (main.parameters.json).
 output AZURE_KEY_VAULT_NAME string = keyVault.outputs.name
 output AZURE_KEY_VAULT_ENDPOINT string = keyVault.outputs.uri
 output FPX_CERT_NAME string = fpxCertName
@@ -205,3 +250,7 @@ output FPX_MAX_INSTANCES int = maximumInstanceCount
 output FPX_RATE_LIMIT_PER_MINUTE int = fpxRateLimitPerMinute
 output CRM_WEBHOOK_SECRET_NAME string = keyVault.outputs.webhookSecretName
 output APPLICATIONINSIGHTS_NAME string = monitoring.outputs.applicationInsightsName
+output AZURE_LOG_ANALYTICS_WORKSPACE_ID string = monitoring.outputs.logAnalyticsWorkspaceId
+// Read by the postprovision hook, which removes the Contributor assignment older provisions gave the sender.
+output AZURE_APP_IDENTITY_PRINCIPAL_ID string = identity.outputs.principalId
+output AZURE_COMMUNICATION_SERVICE_ID string = enableEmailAlerts ? email!.outputs.communicationServiceId : ''

@@ -37,6 +37,8 @@ const CONTRACT: Record<string, ContractTrigger> = {
   certExpiryCheck: { type: 'timerTrigger', schedule: '%CERT_CHECK_SCHEDULE%' },
   syncReferenceData: { type: 'timerTrigger', schedule: '%REFERENCE_DATA_SCHEDULE%' },
   health: { type: 'httpTrigger', methods: ['GET'], route: 'health' },
+  // Hardening issue, item 8: the full health checks, behind the function key (README "Health").
+  healthDetails: { type: 'httpTrigger', methods: ['GET'], route: 'health/details' },
   // Added beyond ARCHITECTURE.md's table (README "Functions"): the webhooks' OpenAPI document and the
   // daily purge of finished deliveries past their 7-day retention.
   openapi: { type: 'httpTrigger', methods: ['GET'], route: 'openapi.json' },

@@ -1,6 +1,7 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { inspect } from 'node:util';
 import { InvocationContext } from '@azure/functions';
 import { afterAll, beforeAll, describe, expect, inject, test } from 'vitest';
 import { ensureDevCertificates, type IssuedClientCertificate, issueClientCertificate } from '../dev/certs';
@@ -9,6 +10,7 @@ import { runCertExpiryCheck } from '../functions/certExpiryCheck';
 import { buildServices } from '../functions/services';
 import { AlertLedger, type AlertSender, SmtpAlertSender } from '../lib/alerts';
 import {
+  CERT_ALERTS_TABLE,
   type CertificateSource,
   checkCertificateExpiry,
   daysLeft,
@@ -276,6 +278,98 @@ describe('certExpiryCheck', () => {
     const later = () => new Date(Date.now() + 5 * DAY + 20 * HOUR);
     await expect(
       runCertExpiryCheck(down, new InvocationContext({ functionName: 'certExpiryCheck' }), later),
-    ).rejects.toThrow(/could not be sent \(retried on the next run\): SMTP send failed/);
+    ).rejects.toThrow(/could not be sent \(retried on the next run\): Error: SMTP send failed/);
+  });
+
+  test('an alert left `sending` by a sender that died mid-send is sent again after 30 minutes, once', async () => {
+    const { cert, source } = certificateInVault('partner-died');
+    const claimedAt = new Date(cert.notAfter.getTime() - 13 * DAY - HOUR);
+    // What a run that died mid-send leaves behind: the claim, never marked sent or failed.
+    expect(await new AlertLedger(table).claim(cert.thumbprint, 'threshold-14', {}, claimedAt)).toEqual({
+      claimed: true,
+      attempt: 1,
+    });
+    const minutesLater = (minutes: number) => new Date(claimedAt.getTime() + minutes * 60_000);
+
+    const early = await checker(source)(minutesLater(29));
+    expect(early.alert).toMatchObject({ key: 'threshold-14', outcome: 'already' });
+    expect(mailsFor(cert.thumbprint)).toHaveLength(0);
+
+    // Past the grace period: taken over, by one of several instances at once.
+    const results = await Promise.all(Array.from({ length: 3 }, () => checker(source)(minutesLater(31))));
+    expect(results.map((r) => r.alert?.outcome).sort()).toEqual(['already', 'already', 'sent']);
+    expect(results.find((r) => r.alert?.outcome === 'sent')?.alert?.attempt).toBe(2);
+    expect(mailsFor(cert.thumbprint).map((m) => m.subject)).toEqual([
+      'FPX client certificate expires in 13 days: partner-died',
+    ]);
+    expect(await new AlertLedger(table).get(cert.thumbprint, 'threshold-14')).toMatchObject({
+      status: 'sent',
+      attempts: 2,
+    });
+    expect((await checker(source)(minutesLater(120))).alert?.outcome).toBe('already');
+  });
+
+  test('secrets quoted by a failure reach neither the log, the ledger nor the failed invocation', async () => {
+    const { cert, source } = certificateInVault('partner-redact');
+    const secrets = ['SECRETsig123', 'SECRETkey456'];
+    const leak = `https://acct.blob.core.windows.net/x?sv=2024-08-04&sig=${secrets[0]}; AccountKey=${secrets[1]};`;
+    const leaky: AlertSender = {
+      transport: 'leaky',
+      send: async () => {
+        throw new Error(`upload to ${leak} failed`);
+      },
+    };
+    const base = buildServices(
+      loadConfig({
+        AzureWebJobsStorage: inject('storageConnection'),
+        FPX_BASE_URL: 'https://127.0.0.1:9/ftop/v1.2/api',
+        FPX_CERT_PATH: '/nonexistent.pem',
+      }),
+    );
+    const lines: string[] = [];
+    const context = () =>
+      new InvocationContext({
+        functionName: 'certExpiryCheck',
+        logHandler: (level, ...args) => lines.push(`${level}: ${args.map(String).join(' ')}`),
+      });
+    const shown: string[] = [];
+    const failure = (promise: Promise<unknown>) =>
+      promise.then(
+        () => {
+          throw new Error('expected a failure');
+        },
+        (error: unknown) => {
+          shown.push(inspect(error));
+          return error as Error;
+        },
+      );
+
+    // The alert's send fails.
+    const sendFailed = await failure(
+      runCertExpiryCheck(
+        { ...base, certificates: source, alerts: leaky },
+        context(),
+        () => new Date(cert.notAfter.getTime() - 3 * DAY),
+      ),
+    );
+    expect(sendFailed.message).toMatch(/could not be sent .*sig=\*\*\*.*AccountKey=\*\*\*/);
+    const row = await new AlertLedger(base.table(CERT_ALERTS_TABLE)).get(cert.thumbprint, 'threshold-7');
+    expect(row?.lastError).toMatch(/sig=\*\*\*/);
+
+    // The check itself fails (here the certificate source; storage errors take the same path).
+    const broken: CertificateSource = {
+      description: 'a source that fails',
+      current: async () => {
+        throw new Error(`read ${leak}`);
+      },
+      refresh: async () => {
+        throw new Error(`read ${leak}`);
+      },
+    };
+    const checkFailed = await failure(runCertExpiryCheck({ ...base, certificates: broken }, context()));
+    expect(checkFailed.message).toMatch(/^The certificate expiry check failed: Error: read .*sig=\*\*\*/);
+
+    const everything = [...shown, ...lines, JSON.stringify(row)].join('\n');
+    for (const secret of secrets) expect(everything).not.toContain(secret);
   });
 });

@@ -1,10 +1,20 @@
 import { inspect } from 'node:util';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { ensureDevCertificates, type IssuedClientCertificate, issueClientCertificate } from '../dev/certs';
 import { CertificateError, KeyVaultCertificateSource, type KeyVaultSourceOptions } from '../lib/cert';
+import { ManualClock } from '../lib/clock';
 import { type KeyVaultFake, startKeyVaultFake } from './fakes/keyvault';
 
 const DAY = 24 * 60 * 60 * 1000;
+
+/** The error `promise` rejects with (a promise that resolves fails the test). */
+const rejection = (promise: Promise<unknown>): Promise<Error> =>
+  promise.then(
+    () => {
+      throw new Error('expected a failure');
+    },
+    (error: unknown) => error as Error,
+  );
 let vault: KeyVaultFake;
 let first: IssuedClientCertificate;
 let second: IssuedClientCertificate;
@@ -90,20 +100,23 @@ describe('rotation', () => {
   test('a new version is picked up on the refresh interval, with one Key Vault call however many callers', async () => {
     const name = secretName();
     vault.setSecret(name, pfxSecret(first));
-    let now = new Date();
-    const kv = source(name, { refreshMinutes: 30, now: () => now });
+    const clock = new ManualClock(Date.now());
+    const kv = source(name, { refreshMinutes: 30, clock });
     expect((await kv.current()).thumbprint).toBe(first.thumbprint);
 
     const newVersion = vault.setSecret(name, pemSecret(second));
-    now = new Date(now.getTime() + 29 * 60_000);
-    expect((await kv.current()).thumbprint).toBe(first.thumbprint);
-
-    now = new Date(now.getTime() + 2 * 60_000);
     const before = vault.requests.length;
-    const seen = await Promise.all(Array.from({ length: 50 }, () => kv.current()));
-    expect(new Set(seen.map((c) => c.thumbprint))).toEqual(new Set([second.thumbprint]));
-    expect(seen[0]?.version).toBe(newVersion);
-    expect(vault.requests.length - before).toBe(1);
+    await clock.advance(29 * 60_000);
+    expect((await kv.current()).thumbprint).toBe(first.thumbprint);
+    expect(vault.requests.length).toBe(before);
+
+    await clock.advance(2 * 60_000);
+    await Promise.all(Array.from({ length: 50 }, () => kv.current()));
+    // The due look runs in the background; refresh() joins it (or looks once more if it is done).
+    const looked = await kv.refresh('test');
+    expect(looked).toMatchObject({ thumbprint: second.thumbprint, version: newVersion });
+    expect((await kv.current()).thumbprint).toBe(second.thumbprint);
+    expect(vault.requests.length - before).toBeLessThanOrEqual(2);
   });
 
   test('refresh() (FPX refused the handshake or answered 401/403) looks at once', async () => {
@@ -208,16 +221,11 @@ describe('errors name the secret and never hold its value', () => {
     expectNoSecret(error);
   });
 
-  test('until a certificate loads, a failure is repeated to callers for a minute, not asked per call', async () => {
+  test('without a certificate yet, the next call looks again', async () => {
     const name = secretName();
-    let now = new Date();
-    const kv = source(name, { now: () => now });
+    const kv = source(name, { clock: new ManualClock(Date.now()) });
     await expect(kv.current()).rejects.toThrow(/not found in the vault \(404\)/);
     vault.setSecret(name, pfxSecret(first));
-    const before = vault.requests.length;
-    await expect(kv.current()).rejects.toThrow(/404/);
-    expect(vault.requests.length).toBe(before);
-    now = new Date(now.getTime() + 61_000);
     expect((await kv.current()).thumbprint).toBe(first.thumbprint);
   });
 
@@ -226,5 +234,99 @@ describe('errors name the secret and never hold its value', () => {
     vault.setSecret(name, { ...pfxSecret(first), enabled: false });
     const error = await failure(name);
     expect(error.message).toMatch(new RegExp(`${name}.*access denied \\(403`));
+  });
+});
+
+describe('Key Vault slow or down never holds up a call', () => {
+  afterEach(() => vault.release());
+
+  test('a due refresh answers with the certificate in use at once and looks in the background', async () => {
+    const name = secretName();
+    vault.setSecret(name, pfxSecret(first));
+    const clock = new ManualClock(Date.now());
+    const logged: string[] = [];
+    const kv = source(name, { clock, log: (m) => logged.push(m) });
+    await kv.current();
+    const newVersion = vault.setSecret(name, pfxSecret(second));
+
+    vault.setMode('slow');
+    await clock.advance(61 * 60_000);
+    const calls = Promise.all(Array.from({ length: 20 }, () => kv.current()));
+    // Key Vault now holds the look the refresh interval started; the callers have their answer already.
+    const first20 = await Promise.race([calls, vault.held(1).then(() => 'waiting for Key Vault' as const)]);
+    expect(first20).not.toBe('waiting for Key Vault');
+    expect(new Set((first20 as Array<{ thumbprint: string }>).map((c) => c.thumbprint))).toEqual(
+      new Set([first.thumbprint]),
+    );
+    await vault.held(1);
+    expect(await kv.current()).toMatchObject({ thumbprint: first.thumbprint });
+    expect(vault.heldCount()).toBe(1);
+
+    vault.release();
+    expect(await kv.refresh('test')).toMatchObject({ thumbprint: second.thumbprint, version: newVersion });
+    expect(logged.join('\n')).toMatch(/switched to version .* after refresh interval/);
+  });
+
+  test('a background look that times out keeps the certificate and is tried again a minute later', async () => {
+    const name = secretName();
+    vault.setSecret(name, pfxSecret(first));
+    const clock = new ManualClock(Date.now());
+    const logged: string[] = [];
+    const kv = source(name, { clock, log: (m) => logged.push(m), timeoutMs: 10_000 });
+    const loaded = await kv.current();
+    vault.setSecret(name, pfxSecret(second));
+
+    vault.setMode('slow');
+    await clock.advance(61 * 60_000);
+    expect(await kv.current()).toBe(loaded);
+    await vault.held(1);
+    await clock.advance(10_000);
+    expect(logged.at(-1)).toBe(
+      `Key Vault certificate ${name} in ${vault.url}: Key Vault did not answer within 10 s; still using version ${loaded.version}`,
+    );
+    vault.release();
+    // Within the minute after the failure the certificate in use answers, without a look.
+    const before = vault.requests.length;
+    await clock.advance(30_000);
+    expect(await kv.current()).toBe(loaded);
+    expect(vault.requests.length).toBe(before);
+    await clock.advance(31_000);
+    expect(await kv.current()).toBe(loaded);
+    expect((await kv.refresh('test')).thumbprint).toBe(second.thumbprint);
+  });
+
+  test('a cold start with Key Vault unreachable fails fast, naming the vault and secret; the next call retries', async () => {
+    const name = secretName();
+    vault.setSecret(name, pfxSecret(first));
+    const kv = source(name, { clock: new ManualClock(Date.now()) });
+    vault.setMode('failing');
+    const error = await rejection(kv.current());
+    expect(error).toBeInstanceOf(CertificateError);
+    expect(error.message).toMatch(
+      new RegExp(`^Key Vault certificate ${name} in ${vault.url}: Key Vault cannot be reached \\(`),
+    );
+    expect(`${error.message}${inspect(error)}`).not.toMatch(/fake-kv-token|PRIVATE KEY/);
+
+    vault.setMode('normal');
+    expect((await kv.current()).thumbprint).toBe(first.thumbprint);
+  });
+
+  test('a cold start with Key Vault not answering gives up after the timeout; the next call retries', async () => {
+    const name = secretName();
+    vault.setSecret(name, pfxSecret(first));
+    const clock = new ManualClock(Date.now());
+    const kv = source(name, { clock, timeoutMs: 10_000 });
+    vault.setMode('slow');
+    const loading = rejection(kv.current());
+    await vault.held(1);
+    await clock.advance(10_000);
+    const error = await loading;
+    expect(error).toBeInstanceOf(CertificateError);
+    expect(error.message).toBe(
+      `Key Vault certificate ${name} in ${vault.url}: Key Vault did not answer within 10 s`,
+    );
+
+    vault.release();
+    expect((await kv.current()).thumbprint).toBe(first.thumbprint);
   });
 });

@@ -6,6 +6,7 @@ import {
 } from '../dev/certs';
 import { type Sandbox, startSandbox } from '../dev/sandbox';
 import { KeyVaultCertificateSource } from '../lib/cert';
+import { type Clock, ManualClock, systemClock } from '../lib/clock';
 import { FpxClient, FpxTransport } from '../lib/fpx';
 import { type KeyVaultFake, startKeyVaultFake } from './fakes/keyvault';
 
@@ -45,22 +46,22 @@ function fpxWith(source: KeyVaultCertificateSource): { fpx: FpxClient; transport
   return { fpx: new FpxClient(transport, 25), transport };
 }
 
-function keyVaultSource(name: string, now: () => Date): KeyVaultCertificateSource {
+function keyVaultSource(name: string, clock: Clock): KeyVaultCertificateSource {
   return new KeyVaultCertificateSource({
     vaultUrl: vault.url,
     name,
     refreshMinutes: 60,
     credential: vault.credential,
     clientOptions: vault.clientOptions,
-    now,
+    clock,
     log: () => undefined,
   });
 }
 
 test('rotation with 1,000+ FPX calls in flight: no call fails, new calls present the new certificate', async () => {
   vault.setSecret('fpx-load', pfx(oldCert));
-  let now = new Date();
-  const { fpx, transport } = fpxWith(keyVaultSource('fpx-load', () => now));
+  const clock = new ManualClock(Date.now());
+  const { fpx, transport } = fpxWith(keyVaultSource('fpx-load', clock));
   // Opens the old Agent's 32 connections first, so their TLS handshakes are done before the load starts.
   await Promise.all(Array.from({ length: 64 }, () => fpx.referenceList('timezones')));
   sandbox.clearRequests();
@@ -88,9 +89,10 @@ test('rotation with 1,000+ FPX calls in flight: no call fails, new calls present
   const onOldAgentAtRotation = dispatched() - settled;
   const rotatedAt = Date.now();
 
-  // Key Vault gets a new version; the refresh interval passes; the next call's current() picks it up.
+  // Key Vault gets a new version; the refresh interval passes; the next call's current() looks in the
+  // background, and the calls after that look present the new certificate.
   vault.setSecret('fpx-load', pfx(newCert));
-  now = new Date(now.getTime() + 61 * 60_000);
+  await clock.advance(61 * 60_000);
 
   const results = await Promise.allSettled(calls);
   const failures = results.filter((r) => r.status === 'rejected');
@@ -132,7 +134,7 @@ test('FPX refusing the handshake makes the source look in Key Vault at once', as
     pfxPassword: '',
   });
   vault.setSecret('fpx-refused', pfx(refused));
-  const source = keyVaultSource('fpx-refused', () => new Date());
+  const source = keyVaultSource('fpx-refused', systemClock);
   const { fpx } = fpxWith(source);
   expect((await source.current()).thumbprint).toBe(refused.thumbprint);
 
@@ -146,6 +148,33 @@ test('FPX refusing the handshake makes the source look in Key Vault at once', as
   console.log('refused handshake, then:', outcome);
   // The refused call asked Key Vault at once (the transport's refresh), not after the 60-minute interval.
   expect(vault.requests.length).toBeGreaterThan(before);
+  await fpx.referenceList('timezones');
+  expect(sandbox.requests.at(-1)?.clientCertThumbprint).toBe(newCert.thumbprint);
+});
+
+test('a slow Key Vault holds up no FPX call: the due look waits in the background', async () => {
+  vault.setSecret('fpx-slow-vault', pfx(oldCert));
+  const clock = new ManualClock(Date.now());
+  const source = keyVaultSource('fpx-slow-vault', clock);
+  const { fpx } = fpxWith(source);
+  await fpx.referenceList('timezones');
+  vault.setSecret('fpx-slow-vault', pfx(newCert));
+  sandbox.clearRequests();
+
+  vault.setMode('slow');
+  try {
+    await clock.advance(61 * 60_000);
+    await Promise.all(Array.from({ length: 10 }, () => fpx.referenceList('timezones')));
+    await vault.held(1);
+    // FPX answered every call with the certificate in use, while Key Vault still holds the look.
+    expect(vault.heldCount()).toBe(1);
+    expect(new Set(sandbox.requests.map((r) => r.clientCertThumbprint))).toEqual(
+      new Set([oldCert.thumbprint]),
+    );
+  } finally {
+    vault.release();
+  }
+  await source.refresh('test');
   await fpx.referenceList('timezones');
   expect(sandbox.requests.at(-1)?.clientCertThumbprint).toBe(newCert.thumbprint);
 });

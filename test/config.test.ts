@@ -1,5 +1,9 @@
-import { describe, expect, test } from 'vitest';
+import { HttpRequest, InvocationContext } from '@azure/functions';
+import { describe, expect, inject, test } from 'vitest';
+import { buildServices } from '../functions/services';
+import { createAlertSender, LogAlertSender } from '../lib/alerts';
 import { ConfigError, loadConfig } from '../lib/config';
+import { crmDeps, handleWebhook } from '../lib/crm';
 
 const minimal = {
   FPX_BASE_URL: 'https://fpx.example.com/ftop/v1.2/api/',
@@ -127,5 +131,102 @@ describe('loadConfig', () => {
       pageSize: 25,
       origin: undefined,
     });
+  });
+});
+
+describe('unresolved Key Vault references', () => {
+  const reference = (secret: string) =>
+    `@Microsoft.KeyVault(SecretUri=https://kv-fpx.vault.azure.net/secrets/${secret}/)`;
+
+  function load(env: Record<string, string>) {
+    const logged: string[] = [];
+    const config = loadConfig(env, { log: (line) => logged.push(line) });
+    return { config, logged };
+  }
+
+  test('a setting still holding its reference is unset, with one error line naming it', () => {
+    const { config, logged } = load({
+      ...minimal,
+      CRM_WEBHOOK_SECRET: reference('crm-webhook-secret'),
+      FPX_RATE_LIMIT_PER_MINUTE: '@Microsoft.KeyVault(VaultName=kv-fpx;SecretName=rate)',
+    });
+    expect(config.crm.webhookSecrets).toEqual([]);
+    expect(config.fpx.rateLimitPerMinute).toBe(600);
+    expect(logged).toHaveLength(2);
+    expect(logged[0]).toMatch(
+      /^Setting CRM_WEBHOOK_SECRET holds the Key Vault reference @Microsoft\.KeyVault\(SecretUri=https:\/\/kv-fpx\.vault\.azure\.net\/secrets\/crm-webhook-secret\/\), which did not resolve: the app takes CRM_WEBHOOK_SECRET as unset/,
+    );
+    expect(logged[1]).toMatch(/^Setting FPX_RATE_LIMIT_PER_MINUTE holds the Key Vault reference/);
+  });
+
+  test('nothing after the reference is ever quoted', () => {
+    const { logged } = load({ ...minimal, SMTP_URL: `${reference('smtp')}smtp://user:hunter2@mail` });
+    expect(logged).toHaveLength(1);
+    expect(logged[0]).not.toContain('hunter2');
+  });
+
+  test('webhooks answer 503 while every other part starts', async () => {
+    const { config, logged } = load({
+      ...minimal,
+      AzureWebJobsStorage: inject('storageConnection'),
+      CRM_WEBHOOK_SECRET: reference('crm-webhook-secret'),
+    });
+    expect(logged).toHaveLength(1);
+    const services = buildServices(config);
+    const answer = await handleWebhook(
+      crmDeps(services),
+      'notes',
+      new HttpRequest({
+        method: 'POST',
+        url: 'http://127.0.0.1:7071/api/crm/notes',
+        headers: { 'content-type': 'application/json' },
+        body: { string: '{}' },
+      }),
+      new InvocationContext({ functionName: 'crmNotes' }),
+    );
+    expect(answer).toMatchObject({
+      status: 503,
+      jsonBody: { message: 'Webhooks are refused: no CRM_WEBHOOK_SECRET is configured' },
+    });
+  });
+
+  test('alert settings: alerts go to the log instead of stopping start-up', async () => {
+    const { config } = load({
+      ...minimal,
+      SMTP_URL: 'smtp://127.0.0.1:2525',
+      ALERT_EMAIL_TO: reference('alert-to'),
+      ALERT_EMAIL_FROM: 'fpx@example.com',
+    });
+    expect(config.alerts.unresolved).toEqual(['ALERT_EMAIL_TO']);
+    expect(buildServices(config).alerts).toBeInstanceOf(LogAlertSender);
+    const lines: string[] = [];
+    await createAlertSender(config.alerts, { log: (line) => lines.push(line) }).send({
+      subject: 'FPX client certificate expires in 7 days',
+      text: '…',
+    });
+    expect(lines[0]).toMatch(/^ALERT \(not emailed: ALERT_EMAIL_TO: unresolved Key Vault reference\)/);
+  });
+
+  test.each([
+    ['FPX_BASE_URL', {}],
+    ['FPX_CERT_PATH', {}],
+    ['FPX_CERT_NAME', { FPX_CERT_KEYVAULT_URL: 'https://kv.vault.azure.net' }],
+    ['AzureWebJobsStorage', {}],
+    ['AzureWebJobsStorage__accountName', {}],
+  ])('%s, which every function needs, stops start-up, naming it', (setting, extra) => {
+    const env = { ...minimal, ...extra, [setting]: reference('x') };
+    const error = (() => {
+      try {
+        load(env);
+      } catch (e) {
+        return e as ConfigError;
+      }
+      throw new Error('expected a ConfigError');
+    })();
+    expect(error).toBeInstanceOf(ConfigError);
+    expect(error.setting).toBe(setting);
+    expect(error.message).toMatch(
+      new RegExp(`^Setting ${setting} is an unresolved Key Vault reference: expected `),
+    );
   });
 });

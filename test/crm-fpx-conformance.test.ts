@@ -5,11 +5,9 @@
  * delivered; dates go to FPX as written. Real handlers, Azurite, and the sandbox over mutual TLS.
  */
 import { randomUUID } from 'node:crypto';
-import { HttpRequest } from '@azure/functions';
 import { afterAll, beforeAll, describe, expect, inject, test } from 'vitest';
 import { issueClientCertificate } from '../dev/certs';
 import { type Sandbox, startSandbox } from '../dev/sandbox';
-import { signedHeaders } from '../dev/webhook';
 import { type CertificateSource, FileCertificateSource, parseClientCertificate } from '../lib/cert';
 import {
   type CrmDeps,
@@ -24,6 +22,7 @@ import {
   bodyOf,
   type CrmFixture,
   crmFixture,
+  deliveryStatusRequest,
   loggedContext,
   noteCreates,
   storedNotes,
@@ -62,12 +61,7 @@ async function post(
 /** `GET /api/crm/deliveries/{id}`, signed, as the CRM asks it. */
 async function delivery(fx: CrmFixture, deliveryId: string) {
   await fx.deps.pending.drain();
-  const request = new HttpRequest({
-    method: 'GET',
-    url: `http://127.0.0.1:7071/api/crm/deliveries/${deliveryId}`,
-    headers: signedHeaders(fx.secrets, ''),
-  });
-  return bodyOf(await deliveryStatus(fx.deps, request, deliveryId));
+  return bodyOf(await deliveryStatus(fx.deps, deliveryStatusRequest(deliveryId, fx.secrets), deliveryId));
 }
 
 /** Messages waiting in the fixture's delivery queue (created on first use: none yet is 0). */

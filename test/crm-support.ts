@@ -15,6 +15,7 @@ import {
   DeliveryQueue,
   DeliveryStore,
   deliverQueuedRequest,
+  deliveryStatusContent,
   PendingWrites,
   type WorkerOutcome,
   webhookKeys,
@@ -90,6 +91,21 @@ export function webhookRequest(path: string, body: string | Buffer, options: Web
       ...options.headers,
     },
     body: typeof body === 'string' ? { string: body } : { bytes: body },
+  });
+}
+
+/** `GET /api/crm/deliveries/<id>` signed as the CRM signs it: over the method and path, in place of a body. */
+export function deliveryStatusRequest(
+  deliveryId: string,
+  secrets: readonly string[],
+  options: { signedFor?: string; at?: Date; headers?: Record<string, string> } = {},
+): HttpRequest {
+  const content = deliveryStatusContent(options.signedFor ?? deliveryId);
+  return new HttpRequest({
+    method: 'GET',
+    url: `http://127.0.0.1:7071/api/crm/deliveries/${deliveryId}`,
+    headers: { ...signedHeaders(secrets, content, `msg_${randomUUID()}`, options.at), ...options.headers },
+    params: { id: deliveryId },
   });
 }
 

@@ -7,7 +7,6 @@ import { randomUUID } from 'node:crypto';
 import { HttpRequest } from '@azure/functions';
 import { afterAll, beforeAll, describe, expect, inject, test } from 'vitest';
 import { type Sandbox, startSandbox } from '../dev/sandbox';
-import { signedHeaders } from '../dev/webhook';
 import {
   type CrmOperation,
   deliveryIdFor,
@@ -24,6 +23,7 @@ import {
   bodyOf,
   type CrmFixture,
   crmFixture,
+  deliveryStatusRequest,
   headerOf,
   loggedContext,
   newSecret,
@@ -58,12 +58,7 @@ async function post(
 }
 
 async function status(deliveryId: string, secrets = fx.secrets) {
-  const request = new HttpRequest({
-    method: 'GET',
-    url: `http://127.0.0.1:7071/api/crm/deliveries/${deliveryId}`,
-    headers: signedHeaders(secrets, ''),
-  });
-  const answer = await deliveryStatus(fx.deps, request, deliveryId);
+  const answer = await deliveryStatus(fx.deps, deliveryStatusRequest(deliveryId, secrets), deliveryId);
   return { status: answer.status, body: bodyOf(answer) };
 }
 

@@ -1,9 +1,13 @@
-import { afterAll, beforeAll, expect, inject, test } from 'vitest';
+import { TableServiceClient } from '@azure/data-tables';
+import { afterAll, beforeAll, describe, expect, inject, test } from 'vitest';
 import { startAzurite } from '../dev/azurite';
+import { DEFAULT_ENTRY, loadApp } from '../dev/host/app-loader';
+import { triggerBindingOf } from '../dev/host/function-info';
+import { memoryLogger, startHost } from '../dev/host/host';
 import { type Sandbox, startSandbox } from '../dev/sandbox';
-import { healthCheck } from '../functions/health';
+import { HEALTH_TTL_MS, healthCheck, healthStatus } from '../functions/health';
 import { buildServices, type Services } from '../functions/services';
-import { loadConfig } from '../lib/config';
+import { loadConfig, SCHEDULE_DEFAULTS } from '../lib/config';
 import { queueClient } from '../lib/storage';
 
 let sandbox: Sandbox;
@@ -25,7 +29,96 @@ function services(overrides: Record<string, string> = {}): Services {
   );
 }
 
-test('health answers 200 when storage and FPX are reachable', async () => {
+describe('GET /api/health, anonymous', () => {
+  /** The services with a table client that counts the requests it sends to the real Azurite. */
+  function counted(): { services: Services; storageCalls: () => number } {
+    let calls = 0;
+    const tableService = TableServiceClient.fromConnectionString(inject('storageConnection'), {
+      allowInsecureConnection: true,
+      additionalPolicies: [
+        {
+          position: 'perCall',
+          policy: {
+            name: 'count',
+            sendRequest: (request, next) => {
+              calls++;
+              return next(request);
+            },
+          },
+        },
+      ],
+    });
+    return { services: { ...services(), tableService }, storageCalls: () => calls };
+  }
+  const probes = () => sandbox.requests.filter((r) => r.path === '/noteCategories').length;
+
+  test('answers {status} only: 200 ok, 503 unavailable, nothing about why', async () => {
+    expect(await healthStatus(services())).toEqual({ status: 200, jsonBody: { status: 'ok' } });
+    sandbox.setOutage(true);
+    try {
+      expect(await healthStatus(services())).toEqual({ status: 503, jsonBody: { status: 'unavailable' } });
+    } finally {
+      sandbox.setOutage(false);
+    }
+  });
+
+  test('costs one storage and one FPX call per 30 s, however many callers', async () => {
+    const { services: shared, storageCalls } = counted();
+    const t0 = Date.now();
+    const fpxBefore = probes();
+    const answers = await Promise.all(Array.from({ length: 20 }, () => healthStatus(shared, t0)));
+    answers.push(await healthStatus(shared, t0 + HEALTH_TTL_MS - 1));
+    expect(new Set(answers.map((a) => a.status))).toEqual(new Set([200]));
+    expect([storageCalls(), probes() - fpxBefore]).toEqual([1, 1]);
+
+    // FPX goes down: strangers see it at the next check, not before.
+    sandbox.setOutage(true);
+    try {
+      expect((await healthStatus(shared, t0 + HEALTH_TTL_MS - 1)).status).toBe(200);
+      expect((await healthStatus(shared, t0 + HEALTH_TTL_MS)).status).toBe(503);
+      expect([storageCalls(), probes() - fpxBefore]).toEqual([2, 2]);
+    } finally {
+      sandbox.setOutage(false);
+    }
+  });
+});
+
+test('the local host serves /api/health to anyone and /api/health/details without a key, as Core Tools does', async () => {
+  const host = await startHost({
+    port: 0,
+    timers: false,
+    queues: false,
+    logger: memoryLogger(),
+    settingDefaults: { ...SCHEDULE_DEFAULTS },
+    settings: {
+      AzureWebJobsStorage: inject('storageConnection'),
+      FPX_BASE_URL: sandbox.url,
+      FPX_CERT_PATH: sandbox.certs.client.pemPath,
+      FPX_CA_PATH: sandbox.certs.ca.path,
+    },
+  });
+  try {
+    const health = await fetch(`${host.url}/api/health`);
+    expect([health.status, await health.json()]).toEqual([200, { status: 'ok' }]);
+    const details = await fetch(`${host.url}/api/health/details`);
+    expect(details.status).toBe(200);
+    expect(await details.json()).toMatchObject({
+      status: 'ok',
+      checks: { certificate: { thumbprint: sandbox.certs.client.thumbprint } },
+    });
+  } finally {
+    await host.stop();
+  }
+  // In Azure the details need the function key; health stays anonymous.
+  const registered = await loadApp(DEFAULT_ENTRY);
+  const authLevel = (name: string) => {
+    const fn = registered.functions.get(name);
+    return fn && triggerBindingOf(fn)[1].authLevel;
+  };
+  expect([authLevel('health'), authLevel('healthDetails')]).toEqual(['anonymous', 'function']);
+});
+
+test('details: 200 when storage and FPX are reachable', async () => {
   const response = await healthCheck(services());
   expect(response).toEqual({
     status: 200,
@@ -51,7 +144,7 @@ test('health answers 200 when storage and FPX are reachable', async () => {
   expect(sandbox.requests.at(-1)?.clientCertThumbprint).toBe(sandbox.certs.client.thumbprint);
 });
 
-test('FPX is probed at most once per 30 s, however often health is called', async () => {
+test('details: FPX is probed at most once per 30 s, however often they are asked for', async () => {
   const shared = services();
   const probes = () => sandbox.requests.filter((r) => r.path === '/noteCategories').length;
   const before = probes();
@@ -64,7 +157,7 @@ test('FPX is probed at most once per 30 s, however often health is called', asyn
   expect(new Set([...answers, again].map(checkedAt)).size).toBe(1);
 });
 
-test('health answers 503 naming what is not reachable', async () => {
+test('details: 503 naming what is not reachable', async () => {
   sandbox.setOutage(true);
   try {
     const response = await healthCheck(
@@ -87,7 +180,7 @@ test('health answers 503 naming what is not reachable', async () => {
   }
 });
 
-test("health reports the poison queues' depths", async () => {
+test("details report the poison queues' depths", async () => {
   // Its own Azurite: other suites fill the shared one's poison queues.
   const azurite = await startAzurite();
   try {

@@ -57,11 +57,14 @@ test('npm start comes up, answers GET /api/health with 200, and Ctrl-C stops eve
 
     const response = await request(`${hostUrl}/api/health`);
     expect(response.statusCode).toBe(200);
-    expect(await response.body.json()).toMatchObject({
+    expect(await response.body.json()).toEqual({ status: 'ok' });
+    const details = await request(`${hostUrl}/api/health/details`);
+    expect(details.statusCode).toBe(200);
+    expect(await details.body.json()).toMatchObject({
       status: 'ok',
       checks: { storage: { ok: true }, fpx: { ok: true } },
     });
-    expect(output).toContain(`curl ${hostUrl}/api/health`);
+    expect(output).toContain(`curl ${hostUrl}/api/health/details`);
     // The reference data is there at once, not after the first 02:00 run.
     const referenceRun = await waitFor(
       () => /syncReferenceData ran once at start-up: (\w+)/.exec(output)?.[1],

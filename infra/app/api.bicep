@@ -13,6 +13,8 @@ param maximumInstanceCount int
 param instanceMemoryMB int
 @description('The app\'s own settings (lib/config); the platform settings below are added to them.')
 param appSettings object
+@description('Subnet the app sends all outbound traffic through (network.bicep, restrictNetwork); empty for none.')
+param virtualNetworkSubnetId string = ''
 
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
   name: storageAccountName
@@ -45,6 +47,8 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
     httpsOnly: true
     // Key Vault references (CRM_WEBHOOK_SECRET) are resolved as this identity, not a system-assigned one.
     keyVaultReferenceIdentity: identityId
+    // With restrictNetwork, Storage and Key Vault admit this subnet only (Key Vault references included).
+    virtualNetworkSubnetId: empty(virtualNetworkSubnetId) ? null : virtualNetworkSubnetId
     siteConfig: {
       minTlsVersion: '1.2'
       ftpsState: 'Disabled'
@@ -81,6 +85,11 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
       AZURE_CLIENT_ID: identityClientId
       APPLICATIONINSIGHTS_CONNECTION_STRING: applicationInsights.properties.ConnectionString
       APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
+      // The host refuses request bodies above this many bytes before the worker sees them (its default is
+      // 100 MB). 5.5 MiB (5,767,168): just above the webhooks' own 5 MiB limit (lib/crm MAX_BODY_BYTES), so a
+      // body a little over 5 MiB still reaches the app and gets its JSON 413, and nothing above 5.5 MiB is ever
+      // handed to the worker, whatever Content-Length says.
+      FUNCTIONS_REQUEST_BODY_SIZE_LIMIT: '5767168'
     })
   }
 

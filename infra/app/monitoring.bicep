@@ -29,3 +29,5 @@ resource applicationInsights 'Microsoft.Insights/components@2020-02-02' = {
 
 output applicationInsightsName string = applicationInsights.name
 output logAnalyticsName string = logAnalytics.name
+// Diagnostic settings (Key Vault audit events, storage logs) send here too.
+output logAnalyticsWorkspaceId string = logAnalytics.id

@@ -1,4 +1,5 @@
-// The app identity's permissions (plus email, in email.bicep) and the deployer's Key Vault data roles.
+// The app identity's permissions (plus its send-only email role, in email.bicep) and the deployer's Key Vault
+// data roles.
 // Nothing uses keys.
 param identityPrincipalId string
 param storageAccountName string
@@ -69,8 +70,8 @@ resource telemetryPublisher 'Microsoft.Authorization/roleAssignments@2022-04-01'
   }
 }
 
-// The deployer imports the FastTrack certificate and reads/rotates the webhook secret (azd reads it back on
-// every provision, see main.parameters.json).
+// The deployer imports the FastTrack certificate and reads or rotates the webhook secret. Provisioning itself
+// never reads the secret's value (the preprovision hook only asks Resource Manager whether it exists).
 resource deployerVaultRoles 'Microsoft.Authorization/roleAssignments@2022-04-01' = [
   for role in (empty(deployerPrincipalId) ? [] : [roles.keyVaultCertificatesOfficer, roles.keyVaultSecretsOfficer]): {
     name: guid(vault.id, deployerPrincipalId, role)

@@ -7,7 +7,13 @@ import { SmtpAlertSender } from './smtp-sender';
 
 export { AcsEmailAlertSender, type AcsSenderOptions } from './acs-sender';
 export { type AlertMessage, type AlertSender, redactSecrets, stableUuid } from './alert-sender';
-export { type AlertClaim, AlertLedger, type AlertRecord } from './ledger';
+export {
+  type AlertClaim,
+  AlertLedger,
+  type AlertLedgerOptions,
+  type AlertRecord,
+  SENDING_GRACE_MS,
+} from './ledger';
 export { LogAlertSender } from './log-sender';
 export { SmtpAlertSender, type SmtpSenderOptions } from './smtp-sender';
 
@@ -21,7 +27,8 @@ export interface AlertSenderOverrides {
 
 /**
  * The email transport the settings ask for: ACS Email, else SMTP, else the log (an error line per alert).
- * A transport without ALERT_EMAIL_TO or ALERT_EMAIL_FROM stops start-up, naming the setting.
+ * A transport without ALERT_EMAIL_TO or ALERT_EMAIL_FROM stops start-up, naming the setting, unless that
+ * setting is an unresolved Key Vault reference (then alerts go to the log, saying so).
  */
 export function createAlertSender(
   alerts: Config['alerts'],
@@ -34,11 +41,21 @@ export function createAlertSender(
       : alerts.smtpUrl
         ? 'SMTP_URL'
         : undefined;
+  // An unresolved Key Vault reference counts as unset but must not stop start-up: alerts go to the log.
+  const unresolved = (names: string[]) => names.filter((name) => alerts.unresolved?.includes(name));
   if (!transport) {
+    const transports = unresolved(['ACS_EMAIL_ENDPOINT', 'ACS_EMAIL_CONNECTION_STRING', 'SMTP_URL']);
     return new LogAlertSender(
-      'set ACS_EMAIL_ENDPOINT, ACS_EMAIL_CONNECTION_STRING or SMTP_URL',
+      transports.length > 0
+        ? `${transports.join(', ')}: unresolved Key Vault reference`
+        : 'set ACS_EMAIL_ENDPOINT, ACS_EMAIL_CONNECTION_STRING or SMTP_URL',
       overrides.log,
     );
+  }
+  const missing =
+    alerts.emailTo.length === 0 ? 'ALERT_EMAIL_TO' : !alerts.emailFrom ? 'ALERT_EMAIL_FROM' : undefined;
+  if (missing && unresolved([missing]).length > 0) {
+    return new LogAlertSender(`${missing}: unresolved Key Vault reference`, overrides.log);
   }
   if (alerts.emailTo.length === 0) {
     throw new ConfigError('ALERT_EMAIL_TO', `the alert recipients, since ${transport} is set`, true);

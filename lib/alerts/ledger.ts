@@ -1,12 +1,12 @@
 import type { TableClient } from '@azure/data-tables';
+import { safeErrorMessage } from '../redact';
 import { ensureTable } from '../storage';
-import { redactSecrets } from './alert-sender';
 
 /** One alert's row: claimed before sending, so restarts, re-runs and other instances never send it twice. */
 export interface AlertRecord {
   partitionKey: string;
   rowKey: string;
-  /** `sending`: claimed, outcome not known yet (or the process died mid-send: never resent). */
+  /** `sending`: claimed, outcome not known yet; after the grace period the sender is taken for dead. */
   status: 'sending' | 'sent' | 'failed';
   claimedAt: string;
   attempts: number;
@@ -20,15 +20,30 @@ export type AlertClaim =
   | { claimed: true; attempt: number }
   | { claimed: false; status: AlertRecord['status'] | 'taken' };
 
+/** A claim still `sending` after this is taken over: its sender died mid-send (a duplicate beats a miss). */
+export const SENDING_GRACE_MS = 30 * 60_000;
+
+export interface AlertLedgerOptions {
+  /** Default SENDING_GRACE_MS. */
+  sendingGraceMs?: number;
+}
+
 /**
  * The table of alerts sent (e.g. FpxCertAlerts). `claim` is atomic: a row created with createEntity (or a
- * failed row retaken with its ETag) belongs to exactly one caller. A send that failed is marked `failed`
- * and claimed again by the next run; a sent or in-progress alert is never claimed again.
+ * failed or abandoned row retaken with its ETag) belongs to exactly one caller. A send that failed is marked
+ * `failed` and claimed again by the next run, as is one left `sending` beyond the grace period; a sent alert
+ * is never claimed again.
  */
 export class AlertLedger {
   private ready?: Promise<unknown>;
+  private readonly sendingGraceMs: number;
 
-  constructor(private readonly table: TableClient) {}
+  constructor(
+    private readonly table: TableClient,
+    options: AlertLedgerOptions = {},
+  ) {
+    this.sendingGraceMs = options.sendingGraceMs ?? SENDING_GRACE_MS;
+  }
 
   async claim(
     partitionKey: string,
@@ -52,10 +67,12 @@ export class AlertLedger {
       if (statusOf(error) !== 409) throw error;
     }
     const existing = await this.table.getEntity<AlertRecord>(partitionKey, rowKey);
-    if (existing.status !== 'failed') return { claimed: false, status: existing.status };
+    const abandoned =
+      existing.status === 'sending' && now.getTime() - Date.parse(existing.claimedAt) >= this.sendingGraceMs;
+    if (existing.status !== 'failed' && !abandoned) return { claimed: false, status: existing.status };
     const attempt = (existing.attempts ?? 1) + 1;
     try {
-      // The ETag makes the retake atomic: of two instances retrying the same failed alert, one wins.
+      // The ETag makes the retake atomic: of two instances retrying the same alert, one wins.
       await this.table.updateEntity(
         { partitionKey, rowKey, status: 'sending', claimedAt, attempts: attempt },
         'Merge',
@@ -76,7 +93,7 @@ export class AlertLedger {
   }
 
   async markFailed(partitionKey: string, rowKey: string, transport: string, error: unknown): Promise<void> {
-    const message = redactSecrets((error as Error)?.message ?? String(error)).slice(0, 1000);
+    const message = safeErrorMessage(error).slice(0, 1000);
     await this.table.updateEntity(
       { partitionKey, rowKey, status: 'failed', transport, lastError: message },
       'Merge',

@@ -1,5 +1,6 @@
 import type { AlertSender } from '../alerts/alert-sender';
 import type { AlertLedger } from '../alerts/ledger';
+import { safeErrorMessage } from '../redact';
 import type { CertificateSource } from './certificate';
 import { daysLeft, dueExpiryAlert } from './expiry';
 import { expiryEmail } from './expiry-email';
@@ -67,10 +68,15 @@ export async function checkCertificateExpiry(deps: CertExpiryCheckDeps): Promise
     await deps.sender.send(message);
   } catch (error) {
     await deps.ledger.markFailed(certificate.thumbprint, due.key, transport, error);
-    const text = (error as Error)?.message ?? String(error);
     return {
       ...result,
-      alert: { key: due.key, outcome: 'failed', transport, attempt: claim.attempt, error: text },
+      alert: {
+        key: due.key,
+        outcome: 'failed',
+        transport,
+        attempt: claim.attempt,
+        error: safeErrorMessage(error),
+      },
     };
   }
   await deps.ledger.markSent(certificate.thumbprint, due.key, transport, now);

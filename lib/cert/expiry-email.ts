@@ -82,7 +82,7 @@ function instructions(location: CertificateLocation | undefined): string[] {
     return [
       download,
       `Import it as a new version of the Key Vault certificate "${location.name}" in ${location.vaultUrl} (Azure portal: Key Vault > Certificates > ${location.name} > New Version > Import; or: az keyvault certificate import --vault-name ${vault} --name ${location.name} --file <new.pfx>).`,
-      'Nothing else: the app picks up the new version by itself, without a restart (within CERT_REFRESH_MINUTES, or at once when FPX refuses the old certificate). GET /api/health then shows the new thumbprint and expiry.',
+      'Nothing else: the app picks up the new version by itself, without a restart (within CERT_REFRESH_MINUTES, or at once when FPX refuses the old certificate). GET /api/health/details (with the function key) then shows the new thumbprint and expiry.',
     ];
   }
   return [

@@ -1,5 +1,6 @@
 import type { TokenCredential } from '@azure/identity';
 import type { KeyVaultSecret, SecretClient, SecretClientOptions } from '@azure/keyvault-secrets';
+import { type Clock, systemClock } from '../clock';
 import { lazy } from '../lazy';
 import {
   CertificateError,
@@ -19,13 +20,17 @@ export interface KeyVaultSourceOptions {
   credential?: TokenCredential;
   /** E.g. `tlsOptions` and `disableChallengeResourceVerification` for a local fake. */
   clientOptions?: SecretClientOptions;
-  now?: () => Date;
+  /** Time for the refresh interval, certificate validity and the Key Vault timeout (tests move it). */
+  clock?: Clock;
+  /** How long one look in Key Vault may take, the SDK's retries included; default 10 s. */
+  timeoutMs?: number;
   /** Told of rotations and of checks that failed while the cached certificate stays in use. */
   log?: (message: string) => void;
 }
 
 /** After a failed Key Vault call, the next look comes this soon (not a whole refresh interval later). */
 const RETRY_AFTER_ERROR_MS = 60_000;
+const DEFAULT_TIMEOUT_MS = 10_000;
 
 const CONTENT_TYPES: Record<string, 'pem' | 'pkcs12'> = {
   'application/x-pkcs12': 'pkcs12',
@@ -35,18 +40,19 @@ const CONTENT_TYPES: Record<string, 'pem' | 'pkcs12'> = {
 /**
  * FPX_CERT_KEYVAULT_URL + FPX_CERT_NAME: the certificate's secret (PFX or PEM, as Key Vault stores
  * certificates), cached and checked for a new version every `refreshMinutes` and on `refresh()`.
- * Once a certificate is loaded, a failed check keeps it in use (and is logged): FPX calls go on.
+ * Once a certificate is loaded, Key Vault never holds up an FPX call: a due check runs in the background
+ * while `current()` answers with the certificate in use, and a failed or slow check keeps it (logged).
+ * Without a certificate yet, each call looks again, and gives up after the timeout with a clear error.
  */
 export class KeyVaultCertificateSource implements CertificateSource {
   readonly description: string;
   readonly location: CertificateLocation;
   private readonly client: SecretClient;
   private readonly refreshMs: number;
-  private readonly now: () => Date;
+  private readonly timeoutMs: number;
+  private readonly clock: Clock;
   private readonly log: (message: string) => void;
   private cached?: ClientCertificate;
-  /** Why there is no certificate yet: repeated to callers until the next look, so Key Vault is not asked per call. */
-  private failure?: unknown;
   private nextCheckAt = 0;
   private inflight?: Promise<ClientCertificate>;
 
@@ -54,7 +60,8 @@ export class KeyVaultCertificateSource implements CertificateSource {
     this.description = `Key Vault certificate ${options.name} in ${options.vaultUrl}`;
     this.location = { kind: 'keyVault', vaultUrl: options.vaultUrl, name: options.name };
     this.refreshMs = options.refreshMinutes * 60_000;
-    this.now = options.now ?? (() => new Date());
+    this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    this.clock = options.clock ?? systemClock;
     this.log = options.log ?? ((message) => console.warn(message));
     const credential =
       options.credential ??
@@ -69,11 +76,12 @@ export class KeyVaultCertificateSource implements CertificateSource {
   }
 
   async current(): Promise<ClientCertificate> {
-    if (this.now().getTime() < this.nextCheckAt) {
-      if (this.cached) return this.cached;
-      if (this.failure) throw this.failure;
+    if (!this.cached) return this.check('first load');
+    if (this.clock.now() >= this.nextCheckAt) {
+      // In the background: the calls after it get the new version; a failed look is logged by load().
+      this.check('refresh interval').catch(() => undefined);
     }
-    return this.check('refresh interval');
+    return this.cached;
   }
 
   refresh(reason: string): Promise<ClientCertificate> {
@@ -89,23 +97,21 @@ export class KeyVaultCertificateSource implements CertificateSource {
   }
 
   private async load(reason: string): Promise<ClientCertificate> {
-    const startedAt = this.now().getTime();
+    const startedAt = this.clock.now();
     let secret: KeyVaultSecret;
     try {
-      secret = await this.client.getSecret(this.options.name);
+      secret = await this.getSecret();
     } catch (error) {
       this.nextCheckAt = startedAt + Math.min(RETRY_AFTER_ERROR_MS, this.refreshMs);
-      return this.keepCached(keyVaultError(this.description, error));
+      return this.keepCached(error);
     }
-    // An unusable version is looked at again after the interval (a certificate not valid yet becomes valid);
-    // without any certificate, sooner.
-    this.nextCheckAt =
-      startedAt + (this.cached ? this.refreshMs : Math.min(RETRY_AFTER_ERROR_MS, this.refreshMs));
+    // An unusable version is looked at again after the interval (a certificate not valid yet becomes valid).
+    this.nextCheckAt = startedAt + this.refreshMs;
     const version = secret.properties.version;
     if (this.cached && version && this.cached.version === version) return this.cached;
     let certificate: ClientCertificate;
     try {
-      certificate = certificateFromSecret(secret, this.description, this.now());
+      certificate = certificateFromSecret(secret, this.description, new Date(this.clock.now()));
     } catch (error) {
       return this.keepCached(error);
     }
@@ -115,16 +121,36 @@ export class KeyVaultCertificateSource implements CertificateSource {
       );
     }
     this.cached = certificate;
-    this.failure = undefined;
-    this.nextCheckAt = startedAt + this.refreshMs;
     return certificate;
   }
 
-  private keepCached(error: unknown): ClientCertificate {
-    if (!this.cached) {
-      this.failure = error;
-      throw error;
+  /** The latest version, or a CertificateError once the timeout passes (the request is abandoned). */
+  private async getSecret(): Promise<KeyVaultSecret> {
+    const controller = new AbortController();
+    const timedOut = new Promise<never>((_, reject) => {
+      controller.signal.addEventListener('abort', () =>
+        reject(
+          new CertificateError(
+            `${this.description}: Key Vault did not answer within ${this.timeoutMs / 1000} s`,
+          ),
+        ),
+      );
+    });
+    const cancel = this.clock.setTimer(() => controller.abort(), this.timeoutMs);
+    try {
+      return await Promise.race([
+        this.client.getSecret(this.options.name, { abortSignal: controller.signal }).catch((error) => {
+          throw controller.signal.aborted ? error : keyVaultError(this.description, error);
+        }),
+        timedOut,
+      ]);
+    } finally {
+      cancel();
     }
+  }
+
+  private keepCached(error: unknown): ClientCertificate {
+    if (!this.cached) throw error;
     this.log(`${(error as Error).message}; still using version ${this.cached.version}`);
     return this.cached;
   }

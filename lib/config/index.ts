@@ -25,12 +25,34 @@ export const SECRET_SETTINGS = new Set([
 export class ConfigError extends Error {
   constructor(
     readonly setting: string,
-    expected: string,
-    missing = false,
+    readonly expected: string,
+    /** `unresolved`: the setting holds a Key Vault reference that App Service could not resolve. */
+    state: boolean | 'unresolved' = false,
   ) {
-    super(`Setting ${setting} is ${missing ? 'missing' : 'invalid'}: expected ${expected}`);
+    super(
+      `Setting ${setting} is ${state === 'unresolved' ? 'an unresolved Key Vault reference' : state ? 'missing' : 'invalid'}: expected ${expected}`,
+    );
     this.name = 'ConfigError';
   }
+}
+
+/**
+ * App Service replaces `@Microsoft.KeyVault(...)` with the secret; when it cannot (no access, wrong name,
+ * vault unreachable) the app sees the reference text itself. Only the reference is ever quoted, never more.
+ */
+const KEY_VAULT_REFERENCE = /^\s*(@Microsoft\.KeyVault\([^)]*\))/i;
+
+/**
+ * The settings holding an unresolved Key Vault reference, with the reference text. Loose prefix match:
+ * `@Microsoft.KeyVault(` can only be a reference, and a broken one is unresolved too.
+ */
+export function unresolvedKeyVaultReferences(env: Record<string, string | undefined>): Map<string, string> {
+  const found = new Map<string, string>();
+  for (const [name, value] of Object.entries(env)) {
+    if (!value || !/^\s*@Microsoft\.KeyVault\(/i.test(value)) continue;
+    found.set(name, KEY_VAULT_REFERENCE.exec(value)?.[1] ?? '@Microsoft.KeyVault(…');
+  }
+  return found;
 }
 
 const optionalText = z
@@ -167,6 +189,11 @@ export type CertificateSettings =
   | { kind: 'keyVault'; vaultUrl: string; name: string; refreshMinutes: number }
   | { kind: 'file'; path: string; password?: string };
 
+export interface LoadConfigOptions {
+  /** Where the one error line per unresolved Key Vault reference goes (default console.error). */
+  log?: (message: string) => void;
+}
+
 export interface Config {
   /** AzureWebJobsStorage: a connection string, or identity-based `AzureWebJobsStorage__*` settings. */
   storage: StorageSettings;
@@ -189,6 +216,8 @@ export interface Config {
     acsEndpoint?: string;
     acsConnectionString?: string;
     smtpUrl?: string;
+    /** Alert settings that held an unresolved Key Vault reference (so are taken as unset). */
+    unresolved?: string[];
   };
   schedules: { pollReferrals: string; pollTenants: string; certCheck: string; referenceData: string };
 }
@@ -230,8 +259,56 @@ function storageSettings(env: Record<string, string | undefined>): StorageSettin
   return result.settings;
 }
 
-/** Parses the environment into a Config, or throws one ConfigError naming the first bad setting. */
-export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+/** The settings createAlertSender needs; CERT_ALERT_DAYS has its default. */
+const ALERT_SETTINGS = [
+  'ALERT_EMAIL_TO',
+  'ALERT_EMAIL_FROM',
+  'ACS_EMAIL_ENDPOINT',
+  'ACS_EMAIL_CONNECTION_STRING',
+  'SMTP_URL',
+];
+
+/**
+ * Parses the environment into a Config, or throws one ConfigError naming the first bad setting.
+ * A setting holding an unresolved Key Vault reference is taken as unset, with one error line naming it
+ * (webhooks then answer 503, alerts go to the log); it stops start-up only when storage, FPX_BASE_URL or the
+ * certificate's location depends on it, since no function can run without those.
+ */
+export function loadConfig(
+  env: Record<string, string | undefined> = process.env,
+  options: LoadConfigOptions = {},
+): Config {
+  const unresolved = unresolvedKeyVaultReferences(env);
+  const log = options.log ?? ((message: string) => console.error(message));
+  for (const [name, reference] of unresolved) {
+    log(
+      `Setting ${name} holds the Key Vault reference ${reference}, which did not resolve: the app takes ${name} as unset. ` +
+        `Check that the app's identity has the "Key Vault Secrets User" role and that the secret exists (portal: the app's Environment variables show each reference's status).`,
+    );
+  }
+  // Unset, storage would fall back to the development storage: never that in place of the real account.
+  const storageReference = [...unresolved.keys()].find((name) => /^AzureWebJobsStorage(__|$)/i.test(name));
+  if (storageReference) {
+    throw new ConfigError(
+      storageReference,
+      'a storage connection (the Functions host needs it too)',
+      'unresolved',
+    );
+  }
+  const settings = { ...env };
+  for (const name of unresolved.keys()) delete settings[name];
+  try {
+    return parseSettings(settings, [...unresolved.keys()]);
+  } catch (error) {
+    // Only a setting everything needs can stop start-up by being unset: say why it is.
+    if (error instanceof ConfigError && unresolved.has(error.setting)) {
+      throw new ConfigError(error.setting, error.expected, 'unresolved');
+    }
+    throw error;
+  }
+}
+
+function parseSettings(env: Record<string, string | undefined>, unresolved: string[]): Config {
   const parsed = settingsSchema.safeParse(env);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
@@ -245,6 +322,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       'to be unset when ACS_EMAIL_ENDPOINT is set (use one of them)',
     );
   }
+  const alertsUnresolved = unresolved.filter((name) => ALERT_SETTINGS.includes(name));
   return {
     storage: storageSettings(env),
     fpx: {
@@ -268,6 +346,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       acsEndpoint: s.ACS_EMAIL_ENDPOINT,
       acsConnectionString: s.ACS_EMAIL_CONNECTION_STRING,
       smtpUrl: s.SMTP_URL,
+      ...(alertsUnresolved.length > 0 ? { unresolved: alertsUnresolved } : {}),
     },
     schedules: {
       pollReferrals: s.POLL_REFERRALS_SCHEDULE,

@@ -20,6 +20,11 @@ export const deliveredAnswer = (result: z.ZodType = z.unknown()) =>
     result: result.meta({ description: "FPX's answer body" }),
   });
 export const queuedAnswer = z.object({ status: z.literal('queued'), deliveryId });
+export const supersededAnswer = z.object({
+  status: z.literal('superseded'),
+  deliveryId,
+  message: z.string().meta({ description: 'Which newer update of the same contact or record came first' }),
+});
 export const rejectedAnswer = z.object({
   status: z.literal('rejected'),
   deliveryId,
@@ -29,7 +34,8 @@ export const rejectedAnswer = z.object({
 export const invalidAnswer = z.object({ message: z.string(), errors: fieldErrorsSchema });
 export const messageAnswer = z.object({ message: z.string() });
 
-export const DELIVERY_STATUSES = ['queued', 'delivered', 'rejected', 'failed'] as const;
+/** `superseded`: an update not sent because a newer one of the same contact or record was delivered first. */
+export const DELIVERY_STATUSES = ['queued', 'delivered', 'rejected', 'failed', 'superseded'] as const;
 export type PublicDeliveryStatus = (typeof DELIVERY_STATUSES)[number];
 export const deliveryStatusAnswer = z.object({
   deliveryId,
@@ -49,6 +55,8 @@ const answer = (status: number, body: Json, headers?: Record<string, string>): H
 export const delivered = (id: string, result: unknown) =>
   answer(200, { status: 'delivered', deliveryId: id, result: result ?? null });
 export const queued = (id: string) => answer(202, { status: 'queued', deliveryId: id });
+export const superseded = (id: string, message: string) =>
+  answer(200, { status: 'superseded', deliveryId: id, message });
 export const rejected = (id: string, message: string, errors: Record<string, string[]>) =>
   answer(422, { status: 'rejected', deliveryId: id, message, errors });
 export const invalid = (message: string, errors: Record<string, string[]>) =>

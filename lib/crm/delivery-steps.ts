@@ -5,6 +5,7 @@ import type { CrmDeps, CrmLog } from './deps';
 import { type AttemptOutcome, attemptDelivery } from './fpx-attempt';
 import type { WebhookInput } from './http-input';
 import type { CrmOperation, FieldErrors, WebhookEndpoint } from './payloads';
+import { orderTarget } from './update-order';
 
 /**
  * The steps both delivery paths share (the webhook's first attempt and the queue's retries): take the
@@ -27,7 +28,8 @@ export function touched(now: number): Pick<DeliveryFields, 'updatedAt' | 'expire
 
 /** The row that claims a webhook-id: leased to this request for its first attempt, which starts now. */
 export function newDelivery(
-  input: Pick<WebhookInput, 'webhookId' | 'operation' | 'fingerprint'>,
+  input: Pick<WebhookInput, 'webhookId' | 'operation' | 'fingerprint'> &
+    Partial<Pick<WebhookInput, 'signedAt'>>,
   endpoint: WebhookEndpoint,
   deliveryId: string,
   now: number,
@@ -40,6 +42,8 @@ export function newDelivery(
     op: input.operation.op,
     tenantId: input.operation.tenantId,
     fingerprint: input.fingerprint,
+    signedAt: input.signedAt ?? 0,
+    target: orderTarget(input.operation),
     status: 'processing',
     attempts: 0,
     createdAt: iso(now),
@@ -111,7 +115,8 @@ export function attempt(
 /**
  * Records a final outcome (delivered or rejected). `answerStatus` is set when this is the first answer to
  * the CRM (the webhook path), so a repeat of the webhook-id gets it again. A lost lease is logged, not
- * thrown: FPX has the request, and the other attempt will find it.
+ * thrown: FPX has the request, and the other attempt will find it. A delivered update moves its target's
+ * order forward first, so a failure here (retried) never leaves the delivery recorded and the order behind.
  */
 export async function recordFinal(
   deps: CrmDeps,
@@ -125,6 +130,9 @@ export async function recordFinal(
   const common = { attempts: delivery.attempts + (sent ? 1 : 0), completedAt: iso(now), ...touched(now) };
   try {
     if (outcome.kind === 'delivered') {
+      if (delivery.target && delivery.signedAt) {
+        await deps.store.recordDelivered(delivery.target, delivery.signedAt, delivery.deliveryId, now);
+      }
       let result = await packJson(outcome.result);
       let note = outcome.note ?? '';
       if (result.length > MAX_BLOB_BYTES) {
@@ -152,6 +160,35 @@ export async function recordFinal(
       `Delivery ${delivery.deliveryId}: ${outcome.kind}, but another attempt holds it now (lease lost)`,
     );
   }
+}
+
+/**
+ * A newer update of the same target was delivered first: final, nothing sent. False when another attempt
+ * changed the row meanwhile (it decides).
+ */
+export async function recordSuperseded(
+  deps: CrmDeps,
+  delivery: Delivery,
+  reason: string,
+  log: CrmLog,
+  answerStatus?: 200,
+): Promise<boolean> {
+  const now = deps.now();
+  try {
+    await deps.store.update(delivery, {
+      status: 'superseded',
+      lastError: reason,
+      completedAt: iso(now),
+      ...(answerStatus ? { answerStatus } : {}),
+      ...touched(now),
+    });
+  } catch (error) {
+    if (!(error instanceof DeliveryLeaseLost)) throw error;
+    log.warn(`Delivery ${delivery.deliveryId}: superseded, but another attempt holds it now (lease lost)`);
+    return false;
+  }
+  log.warn(`Delivery ${delivery.deliveryId} (webhook ${delivery.webhookId}): ${reason}`);
+  return true;
 }
 
 /** FPX is unavailable: the next attempt goes on the queue after the backoff, then the row says queued. */

@@ -10,6 +10,9 @@ import type { CrmOperation, WebhookEndpoint } from './payloads';
  * - `delivery`: the record below, plus up to `INLINE_CHUNKS` chunks of each blob (`payload_0`, `result_0`, …)
  * - `payload-001`, `payload-002`, … / `result-001`, …: further chunks (`part_0` … `part_10`), when large
  *
+ * and one partition per updated contact or status record (`order:<target>`, row `order`): the signing time of
+ * the newest update delivered to it, so an older update delivered late is `superseded`, not sent.
+ *
  * Timestamps are ISO strings (they sort as text; '' = none). Nothing here holds a secret or a token.
  * Rows are kept `RETENTION_DAYS` after their last change (`expiresAt`); `purgeExpired` removes finished ones.
  */
@@ -17,13 +20,15 @@ import type { CrmOperation, WebhookEndpoint } from './payloads';
 export const DELIVERIES_TABLE = 'CrmDeliveries';
 export const RETENTION_DAYS = 7;
 const DELIVERY_ROW = 'delivery';
+const ORDER_ROW = 'order';
+const DAY_MS = 24 * 3600_000;
 // Entity limit 1 MiB. Azurite counts the JSON request (binary as base64, 4/3), the service the bytes; we fit both.
 const INLINE_CHUNKS = 4;
 const CHUNKS_PER_ROW = 11;
 const MAX_TEXT_CHARS = 8_000;
 
-export type StoredStatus = 'processing' | 'queued' | 'delivered' | 'rejected' | 'failed';
-export const FINAL_STATUSES: readonly StoredStatus[] = ['delivered', 'rejected', 'failed'];
+export type StoredStatus = 'processing' | 'queued' | 'delivered' | 'rejected' | 'failed' | 'superseded';
+export const FINAL_STATUSES: readonly StoredStatus[] = ['delivered', 'rejected', 'failed', 'superseded'];
 
 export interface DeliveryFields {
   deliveryId: string;
@@ -34,6 +39,10 @@ export interface DeliveryFields {
   tenantId: string;
   /** sha256 of endpoint and body: a reused webhook-id with another body is refused. */
   fingerprint: string;
+  /** `webhook-timestamp` of the request that claimed it (Unix seconds); 0 on rows from before it was kept. */
+  signedAt: number;
+  /** The contact or status record an update writes (see `orderTarget`); '' for creates. */
+  target: string;
   /** `processing` while an attempt holds the lease (reported as `queued`). */
   status: StoredStatus;
   /** FPX calls so far that may have reached it (a dead attempt's included; reconciliation lookups not). */
@@ -138,32 +147,92 @@ export class DeliveryStore {
   }
 
   /**
-   * Deliveries whose attempt was abandoned: `processing` with the lease run out (the instance died, or its
-   * final record failed). One filtered scan of the delivery rows; ids only.
+   * Deliveries nobody is working on: `processing` with the lease run out (the instance died, or its final
+   * record failed), and `queued` more than `queuedGraceMs` past their next attempt (the retry's message was
+   * lost, e.g. moved to the poison queue by the host's own retries while storage was down). One filtered scan
+   * of the delivery rows.
    */
-  async *stalled(now: Date): AsyncIterable<string> {
+  async *stalled(
+    now: Date,
+    queuedGraceMs: number,
+  ): AsyncIterable<{ deliveryId: string; status: StoredStatus }> {
     await this.ensureTable();
+    const overdue = new Date(now.getTime() - queuedGraceMs).toISOString();
     const rows = this.table.listEntities<Record<string, unknown>>({
       queryOptions: {
-        filter: odata`RowKey eq ${DELIVERY_ROW} and status eq 'processing' and leaseUntil lt ${now.toISOString()}`,
-        select: ['PartitionKey'],
+        filter: odata`RowKey eq ${DELIVERY_ROW} and ((status eq 'processing' and leaseUntil lt ${now.toISOString()}) or (status eq 'queued' and nextAttemptAt lt ${overdue}))`,
+        select: ['PartitionKey', 'status'],
       },
     });
-    for await (const row of rows) yield String(row.partitionKey);
+    for await (const row of rows) {
+      yield { deliveryId: String(row.partitionKey), status: String(row.status) as StoredStatus };
+    }
   }
 
-  /** Deletes finished deliveries whose `expiresAt` has passed; returns how many. */
+  /** The signing time (Unix seconds) of the newest update delivered to `target`; 0 when none is on record. */
+  async newestDelivered(target: string): Promise<number> {
+    const row = await this.orderRow(target);
+    return Number(row?.signedAt ?? 0);
+  }
+
+  /**
+   * Records an update of `target` signed at `signedAt` as delivered. The record only moves forward: written
+   * on the ETag read, and read again when another delivery of the same target wrote first.
+   */
+  async recordDelivered(target: string, signedAt: number, deliveryId: string, now: number): Promise<void> {
+    for (;;) {
+      const row = await this.orderRow(target);
+      if (Number(row?.signedAt ?? 0) >= signedAt) return;
+      const entity = {
+        partitionKey: orderPartition(target),
+        rowKey: ORDER_ROW,
+        signedAt,
+        deliveryId,
+        updatedAt: new Date(now).toISOString(),
+        expiresAt: new Date(now + RETENTION_DAYS * DAY_MS).toISOString(),
+      };
+      try {
+        if (row) await this.table.updateEntity(entity, 'Replace', { etag: row.etag });
+        else await this.table.createEntity(entity);
+        return;
+      } catch (error) {
+        if (statusOf(error) !== 409 && statusOf(error) !== 412) throw error;
+      }
+    }
+  }
+
+  private async orderRow(target: string) {
+    await this.ensureTable();
+    try {
+      return await this.table.getEntity<Record<string, unknown>>(orderPartition(target), ORDER_ROW);
+    } catch (error) {
+      if (statusOf(error) === 404) return undefined;
+      throw error;
+    }
+  }
+
+  /**
+   * Deletes finished deliveries whose `expiresAt` has passed; returns how many. Order records go too once
+   * expired: by then no update of theirs can still be waiting.
+   */
   async purgeExpired(now: Date): Promise<number> {
     await this.ensureTable();
     const expired = this.table.listEntities<Record<string, unknown>>({
       queryOptions: {
-        filter: odata`RowKey eq ${DELIVERY_ROW} and expiresAt lt ${now.toISOString()} and (status eq 'delivered' or status eq 'rejected' or status eq 'failed')`,
-        select: ['PartitionKey'],
+        filter: odata`expiresAt lt ${now.toISOString()} and ((RowKey eq ${DELIVERY_ROW} and (status eq 'delivered' or status eq 'rejected' or status eq 'failed' or status eq 'superseded')) or RowKey eq ${ORDER_ROW})`,
+        select: ['PartitionKey', 'RowKey'],
       },
     });
     let purged = 0;
     for await (const entity of expired) {
       const pk = String(entity.partitionKey);
+      if (entity.rowKey === ORDER_ROW) {
+        // On its ETag: an order record moved forward meanwhile stays.
+        await this.table.deleteEntity(pk, ORDER_ROW, { etag: entity.etag }).catch((error) => {
+          if (statusOf(error) !== 404 && statusOf(error) !== 412) throw error;
+        });
+        continue;
+      }
       const rows = this.table.listEntities({
         queryOptions: { filter: odata`PartitionKey eq ${pk}`, select: ['RowKey'] },
       });
@@ -276,6 +345,8 @@ function toDelivery(entity: Record<string, unknown> & { etag?: string }): Delive
     op: text('op') as CrmOperation['op'],
     tenantId: text('tenantId'),
     fingerprint: text('fingerprint'),
+    signedAt: number('signedAt'),
+    target: text('target'),
     status: text('status') as StoredStatus,
     attempts: number('attempts'),
     createdAt: text('createdAt'),
@@ -294,6 +365,8 @@ function toDelivery(entity: Record<string, unknown> & { etag?: string }): Delive
     row: entity,
   };
 }
+
+const orderPartition = (target: string) => `order:${target}`;
 
 function binary(value: unknown): Uint8Array {
   if (value instanceof Uint8Array) return value;

@@ -22,6 +22,8 @@ export interface DeliveryPolicy {
   httpMaxWaitMs: number;
   /** Clock skew allowed between us and FPX when looking for a create whose outcome was unknown. */
   reconcileSkewMs: number;
+  /** A queued delivery this far past its next attempt lost its message: recovery queues it again. */
+  queuedGraceMs: number;
 }
 
 export const DEFAULT_POLICY: Omit<DeliveryPolicy, 'maxAttempts' | 'backoffSeconds'> = {
@@ -29,6 +31,7 @@ export const DEFAULT_POLICY: Omit<DeliveryPolicy, 'maxAttempts' | 'backoffSecond
   attemptTimeoutMs: 90_000,
   httpMaxWaitMs: 10_000,
   reconcileSkewMs: 2 * 60_000,
+  queuedGraceMs: 10 * 60_000,
 };
 
 /** What the webhook functions, the status endpoint and the queue worker share. */

@@ -1,5 +1,5 @@
 import { type CallOptions, type FpxClient, FpxError, normalizeGuid } from '../fpx';
-import { safeErrorMessage } from '../redact';
+import { redactSecrets, safeErrorMessage } from '../redact';
 import { type CrmOperation, type FieldErrors, isCreate } from './payloads';
 import { findExisting } from './reconcile';
 
@@ -37,8 +37,9 @@ export async function attemptDelivery(
   operation: CrmOperation,
   options: AttemptOptions,
 ): Promise<AttemptOutcome> {
+  // Whatever FPX says is kept (lastError, rejection) and logged: without the user's token, or anything secret-like.
   const scrub = (text: string) =>
-    options.endUserToken ? text.split(options.endUserToken).join('[end-user token]') : text;
+    redactSecrets(options.endUserToken ? text.split(options.endUserToken).join('[end-user token]') : text);
   if (options.unknownSince && isCreate(operation)) {
     try {
       const found = await findExisting(fpx, operation, options.unknownSince, {

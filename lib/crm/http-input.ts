@@ -13,6 +13,8 @@ const TOKEN = /^[\x21-\x7e]{1,16384}$/;
 
 export interface WebhookInput {
   webhookId: string;
+  /** `webhook-timestamp` (Unix seconds, signed): orders updates of one contact or record. */
+  signedAt: number;
   operation: CrmOperation;
   /** sha256 of the endpoint and the body bytes: the same webhook-id with another body is refused. */
   fingerprint: string;
@@ -25,8 +27,8 @@ const refuse = (answer: HttpResponseInit): WebhookInputResult => ({ ok: false, a
 
 /**
  * Everything checked before a webhook may claim its id: a webhook secret is configured (else 503), the
- * signature (401), the size (413), JSON content (415), the payload (400). Nothing is parsed before the
- * signature is verified; only the length is looked at first, so a huge body is not hashed.
+ * size (413), the signature (401), JSON content (415), the payload (400). Nothing is parsed before the
+ * signature is verified; the body is read only up to the limit, so a huge one is neither held nor hashed.
  */
 export async function readWebhookRequest(
   request: HttpRequest,
@@ -39,12 +41,12 @@ export async function readWebhookRequest(
   }
   const declared = Number(request.headers.get('content-length') ?? 0);
   if (declared > MAX_BODY_BYTES) return refuse(tooLarge());
-  const body = await readBody(request);
-  if (body.length > MAX_BODY_BYTES) return refuse(tooLarge());
+  const body = await readBoundedBody(request, MAX_BODY_BYTES);
+  if (!body) return refuse(tooLarge());
 
   const signature = verifyWebhookSignature(keys, signatureHeaders(request), body, nowMs);
   if (!signature.ok) return refuse(failure(401, signature.message));
-  const { webhookId } = signature;
+  const { webhookId, timestamp: signedAt } = signature;
   if (!WEBHOOK_ID.test(webhookId)) {
     return refuse(
       invalid('Invalid webhook-id', { 'webhook-id': ['1 to 256 printable ASCII characters without spaces'] }),
@@ -70,7 +72,10 @@ export async function readWebhookRequest(
   if (!payload.ok) return refuse(invalid('The body does not match the schema', payload.errors));
 
   const fingerprint = fingerprintOf(endpoint, body);
-  return { ok: true, input: { webhookId, operation: payload.operation, fingerprint, endUserToken: token } };
+  return {
+    ok: true,
+    input: { webhookId, signedAt, operation: payload.operation, fingerprint, endUserToken: token },
+  };
 }
 
 /** sha256 of the endpoint and the exact body bytes. */
@@ -88,8 +93,26 @@ export function signatureHeaders(request: HttpRequest) {
 
 const tooLarge = () => failure(413, `The body is larger than ${MAX_BODY_BYTES} bytes (5 MiB)`);
 
-async function readBody(request: HttpRequest): Promise<Buffer> {
-  return Buffer.from(await request.arrayBuffer());
+/**
+ * The body, read chunk by chunk; undefined as soon as it passes `limit` bytes, whatever Content-Length said
+ * (chunked bodies have none): the rest is never read, so no request holds more than the limit.
+ */
+export async function readBoundedBody(request: HttpRequest, limit: number): Promise<Buffer | undefined> {
+  const stream = request.body;
+  if (!stream) return Buffer.alloc(0);
+  const reader = stream.getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) return Buffer.concat(chunks, total);
+    total += value.byteLength;
+    if (total > limit) {
+      await reader.cancel().catch(() => undefined);
+      return undefined;
+    }
+    chunks.push(value);
+  }
 }
 
 /** `application/json`, with at most a UTF-8 charset parameter. */

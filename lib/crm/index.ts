@@ -31,7 +31,20 @@ export {
   type WebhookEndpoint,
 } from './payloads';
 export { PendingWrites } from './pending-writes';
-export { SIGNATURE_TOLERANCE_SECONDS, signWebhook, verifyWebhookSignature, webhookKeys } from './signature';
+export {
+  alertPoisonQueues,
+  type PoisonQueueCheck,
+  type PoisonWatch,
+  poisonWatch,
+  QUEUE_ALERTS_TABLE,
+} from './poison-alerts';
+export {
+  deliveryStatusContent,
+  SIGNATURE_TOLERANCE_SECONDS,
+  signWebhook,
+  verifyWebhookSignature,
+  webhookKeys,
+} from './signature';
 export { deliveryStatus } from './status';
 export { handleWebhook } from './webhook';
 export { deliverQueuedRequest, recoverStalled, type WorkerOutcome } from './worker';

@@ -8,6 +8,7 @@ import {
   queuedAnswer,
   REPLAYED_HEADER,
   rejectedAnswer,
+  supersededAnswer,
 } from './answers';
 import { DELIVERIES_TABLE, RETENTION_DAYS } from './delivery-store';
 import { MAX_BODY_BYTES } from './http-input';
@@ -41,6 +42,7 @@ const WEBHOOKS = [
     summary: 'Create a note in FPX (POST /tenants/{tenantId}/notes, with ?rfaId= when rfaId is given)',
     request: notePayload,
     result: fpxSchemas.note,
+    ordered: false,
   },
   {
     path: '/api/crm/contacts',
@@ -49,6 +51,7 @@ const WEBHOOKS = [
       'Create a contact (POST /tenants/{tenantId}/contacts, with ?rfaId= when rfaId is given), or with contactId update it (PATCH /contacts/{contactId}; phone required)',
     request: contactPayload,
     result: fpxSchemas.contact,
+    ordered: true,
   },
   {
     path: '/api/crm/entitlements',
@@ -57,6 +60,7 @@ const WEBHOOKS = [
       'Add or update an entitlement status record (PATCH /tenants/{tenantId}/services/{serviceId}/entitlements)',
     request: entitlementPayload,
     result: fpxSchemas.entitlementList,
+    ordered: true,
   },
 ] as const;
 
@@ -85,10 +89,15 @@ function webhookOperation(webhook: (typeof WEBHOOKS)[number]) {
       },
       responses: {
         200: {
-          ...json(
-            jsonSchema(deliveredAnswer(webhook.result), 'output'),
-            "FPX accepted it; result is FPX's body",
-          ),
+          ...(webhook.ordered
+            ? json(
+                { oneOf: [jsonSchema(deliveredAnswer(webhook.result), 'output'), ref('Superseded')] },
+                `FPX accepted it; result is FPX's body. Or, for an update (contactId, serviceIntentId): superseded, not sent, because an update of the same contact or record signed later (webhook-timestamp) was delivered first`,
+              )
+            : json(
+                jsonSchema(deliveredAnswer(webhook.result), 'output'),
+                "FPX accepted it; result is FPX's body",
+              )),
           headers: replayHeader,
         },
         202: {
@@ -101,7 +110,7 @@ function webhookOperation(webhook: (typeof WEBHOOKS)[number]) {
         400: json(ref('Invalid'), 'The body (or a header) is invalid'),
         401: json(ref('Message'), 'Signature missing, wrong or too old'),
         409: json(ref('Message'), 'The same webhook-id is still being processed'),
-        413: json(ref('Message'), 'Body over 5 MiB'),
+        413: json(ref('Message'), 'Body over 5 MiB (read no further, whatever Content-Length says)'),
         415: json(ref('Message'), 'Not application/json'),
         422: {
           ...json(
@@ -132,7 +141,7 @@ export function openApiDocument(): JsonSchema {
         get: {
           operationId: 'crmDelivery',
           summary: 'The state of one delivery',
-          description: `${SIGNED} The body signed is empty; any unique webhook-id will do.`,
+          description: `${SIGNED} There is no body: what is signed in its place is the method, a space and the path, exactly \`GET /api/crm/deliveries/<id>\` (so the signature is over \`<webhook-id>.<webhook-timestamp>.GET /api/crm/deliveries/<id>\`), which binds the request to that delivery; any unique webhook-id will do. A status \`superseded\` is final: an update not sent because a newer one of the same contact or record was delivered first.`,
           parameters: [
             { name: 'id', in: 'path', required: true, schema: { type: 'string', format: 'uuid' } },
             { $ref: '#/components/parameters/webhookId' },
@@ -143,6 +152,7 @@ export function openApiDocument(): JsonSchema {
             200: json(ref('DeliveryStatus'), 'The delivery'),
             401: json(ref('Message'), 'Signature missing, wrong or too old'),
             404: json(ref('Message'), 'No such delivery'),
+            413: json(ref('Message'), 'The request has a body (it takes none)'),
             503: json(ref('Message'), 'No CRM_WEBHOOK_SECRET is configured'),
           },
         },
@@ -173,6 +183,7 @@ export function openApiDocument(): JsonSchema {
       },
       schemas: {
         Queued: jsonSchema(queuedAnswer, 'output'),
+        Superseded: jsonSchema(supersededAnswer, 'output'),
         Rejected: jsonSchema(rejectedAnswer, 'output'),
         Invalid: jsonSchema(invalidAnswer, 'output'),
         Message: jsonSchema(messageAnswer, 'output'),

@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import { safeErrorMessage } from '../redact';
 import type { CrmLog } from './deps';
 
 const RETRY_DELAYS_MS = [100, 1_000];
@@ -13,6 +14,8 @@ const RETRY_DELAYS_MS = [100, 1_000];
 export class PendingWrites {
   private readonly writes = new Map<string, Promise<void>>();
 
+  constructor(private readonly retryDelaysMs: readonly number[] = RETRY_DELAYS_MS) {}
+
   /** Starts `write` for delivery `id`, retrying twice, without holding up the caller. */
   start(id: string, write: () => Promise<void>, log: CrmLog): void {
     const run = (async () => {
@@ -21,9 +24,9 @@ export class PendingWrites {
           await write();
           return;
         } catch (error) {
-          const delay = RETRY_DELAYS_MS[attempt];
+          const delay = this.retryDelaysMs[attempt];
           if (delay === undefined) {
-            log.error(`Delivery ${id}: the final record could not be written: ${(error as Error).message}`);
+            log.error(`Delivery ${id}: the final record could not be written: ${safeErrorMessage(error)}`);
             return;
           }
           await sleep(delay);

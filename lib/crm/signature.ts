@@ -23,6 +23,14 @@ export interface SignatureHeaders {
   signature?: string | null;
 }
 
+/**
+ * What a `GET /api/crm/deliveries/{id}` request signs in place of a body: the method, a space and the path,
+ * so a captured request cannot be replayed to read another delivery.
+ */
+export function deliveryStatusContent(deliveryId: string): string {
+  return `GET /api/crm/deliveries/${deliveryId}`;
+}
+
 /** The secrets' keys, decoded once (a key per `whsec_…`; several while the secret is rotated). */
 export function webhookKeys(secrets: readonly string[]): Buffer[] {
   return secrets.map((secret) => Buffer.from(secret.replace(/^whsec_/, ''), 'base64'));

@@ -3,14 +3,15 @@ import { z } from 'zod';
 import { failure, type PublicDeliveryStatus } from './answers';
 import { unpackJson } from './blob';
 import type { CrmDeps } from './deps';
-import { signatureHeaders } from './http-input';
-import { verifyWebhookSignature } from './signature';
+import { readBoundedBody, signatureHeaders } from './http-input';
+import { deliveryStatusContent, verifyWebhookSignature } from './signature';
 
 const uuid = z.uuid();
 
 /**
  * `GET /api/crm/deliveries/{id}`. The answer can hold FPX's record of a person (a contact), so the CRM
- * signs this request like a webhook, over an empty body, with the same secret — no second credential.
+ * signs this request like a webhook, with the same secret (no second credential), over
+ * `GET /api/crm/deliveries/<id>` in place of a body: a signature read off one request opens no other delivery.
  */
 export async function deliveryStatus(
   deps: CrmDeps,
@@ -18,8 +19,9 @@ export async function deliveryStatus(
   id: string,
 ): Promise<HttpResponseInit> {
   if (deps.keys.length === 0) return failure(503, 'Refused: no CRM_WEBHOOK_SECRET is configured');
-  const body = Buffer.from(await request.arrayBuffer());
-  const signature = verifyWebhookSignature(deps.keys, signatureHeaders(request), body, deps.now());
+  if (await hasBody(request)) return failure(413, 'GET /api/crm/deliveries/{id} takes no body');
+  const content = Buffer.from(deliveryStatusContent(id), 'utf8');
+  const signature = verifyWebhookSignature(deps.keys, signatureHeaders(request), content, deps.now());
   if (!signature.ok) return failure(401, signature.message);
 
   const deliveryId = id.toLowerCase();
@@ -39,4 +41,11 @@ export async function deliveryStatus(
       ...(resultBytes ? { result: await unpackJson(resultBytes) } : {}),
     },
   };
+}
+
+/** A body announced (Content-Length, Transfer-Encoding) or sent: not a byte of it is read beyond the first. */
+async function hasBody(request: HttpRequest): Promise<boolean> {
+  const length = request.headers.get('content-length');
+  if ((length !== null && length.trim() !== '0') || request.headers.has('transfer-encoding')) return true;
+  return (await readBoundedBody(request, 0)) === undefined;
 }

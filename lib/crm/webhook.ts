@@ -1,5 +1,5 @@
 import type { HttpRequest, HttpResponseInit } from '@azure/functions';
-import { delivered, failure, queued, rejected, replayed } from './answers';
+import { delivered, failure, queued, rejected, replayed, superseded } from './answers';
 import { retryDelaySeconds } from './backoff';
 import { MAX_BLOB_BYTES, packJson, unpackJson } from './blob';
 import {
@@ -10,6 +10,7 @@ import {
   newDelivery,
   recordFinal,
   recordRetry,
+  recordSuperseded,
   takeLease,
 } from './delivery-steps';
 import { type Delivery, FINAL_STATUSES } from './delivery-store';
@@ -17,6 +18,7 @@ import type { CrmDeps, CrmLog } from './deps';
 import type { AttemptOutcome } from './fpx-attempt';
 import { readWebhookRequest, type WebhookInput } from './http-input';
 import type { WebhookEndpoint } from './payloads';
+import { supersededReason } from './update-order';
 
 /**
  * A CRM webhook: verify, validate, claim its webhook-id, hand it to FPX and answer with FPX's result —
@@ -40,6 +42,13 @@ export async function handleWebhook(
   const claim = await claimWebhook(deps, endpoint, deliveryId, input);
   if ('answer' in claim) return claim.answer;
   const delivery = claim.delivery;
+
+  // An update signed before one of the same target that was delivered already: not sent (it would undo it).
+  const reason = await supersededReason(deps, delivery);
+  if (reason) {
+    const recorded = await recordSuperseded(deps, delivery, reason, log, 200);
+    return recorded ? superseded(deliveryId, reason) : inFlight(input.webhookId);
+  }
 
   // Behind a long rate-limit wait (a 429's Retry-After, a burst): queue now rather than keep the CRM waiting.
   const wait = estimatedSlotWaitMs(deps);
@@ -120,6 +129,9 @@ const inFlight = (webhookId: string) =>
 
 /** The first answer, rebuilt from the record (from its state, if the first request never got one). */
 async function storedAnswer(deps: CrmDeps, delivery: Delivery): Promise<HttpResponseInit> {
+  if (delivery.status === 'superseded' && delivery.answerStatus !== 202) {
+    return superseded(delivery.deliveryId, delivery.lastError);
+  }
   const status =
     delivery.answerStatus ||
     (delivery.status === 'delivered' ? 200 : delivery.status === 'rejected' ? 422 : 202);

@@ -1,3 +1,4 @@
+import { safeErrorMessage } from '../redact';
 import { retryDelaySeconds } from './backoff';
 import { unpackJson } from './blob';
 import { deliveryMessage } from './delivery-queue';
@@ -8,18 +9,22 @@ import {
   leaseIsLive,
   recordFinal,
   recordRetry,
+  recordSuperseded,
   takeLease,
   touched,
 } from './delivery-steps';
 import { type Delivery, DeliveryLeaseLost, FINAL_STATUSES } from './delivery-store';
 import type { CrmDeps, CrmLog } from './deps';
 import type { CrmOperation } from './payloads';
+import { supersededReason } from './update-order';
 
 export type WorkerOutcome =
   | 'delivered'
   | 'rejected'
   | 'retry'
   | 'failed'
+  /** An update older than one of the same target delivered meanwhile: not sent. */
+  | 'superseded'
   /** Finished already, or another attempt holds it: nothing to do. */
   | 'skipped'
   /** Still leased by a running attempt: looked at again when the lease ends. */
@@ -61,6 +66,8 @@ export async function deliverQueuedRequest(
   if (found.status === 'queued' && found.nextAttemptAt && Date.parse(found.nextAttemptAt) > now + 1_000) {
     return 'skipped';
   }
+  const reason = await supersededReason(deps, found);
+  if (reason) return (await recordSuperseded(deps, found, reason, log)) ? 'superseded' : 'skipped';
   if (found.attempts >= deps.policy.maxAttempts) {
     await exhaust(deps, found, found.lastError || 'no attempts left', log);
     return 'failed';
@@ -127,7 +134,7 @@ async function exhaust(deps: CrmDeps, delivery: Delivery, lastError: string, log
       ].join('\n'),
     });
   } catch (error) {
-    log.error(`The alert for delivery ${delivery.deliveryId} could not be sent: ${(error as Error).message}`);
+    log.error(`The alert for delivery ${delivery.deliveryId} could not be sent: ${safeErrorMessage(error)}`);
   }
 }
 
@@ -140,16 +147,36 @@ function safeJson(text: string): unknown {
 }
 
 /**
- * Hands every stalled delivery (an attempt whose instance died before its outcome was on record) to the
- * queue worker, which takes the lease over and looks in FPX before sending again. This, not a message per
- * webhook, is what finishes such a delivery when the CRM never repeats it. Returns how many were queued.
+ * Hands every stalled delivery to the queue worker: an attempt whose instance died before its outcome was on
+ * record (the worker takes the lease over and looks in FPX before sending again), and a queued delivery whose
+ * retry is overdue by more than `queuedGraceMs` (its message was lost, e.g. moved to the poison queue by the
+ * host's own retries while storage or identity was down). This, not a message per webhook, is what finishes
+ * such a delivery when the CRM never repeats it. A duplicate message is harmless: the lease decides.
+ * Returns how many were queued.
  */
 export async function recoverStalled(deps: CrmDeps, log: CrmLog): Promise<number> {
   let queued = 0;
-  for await (const deliveryId of deps.store.stalled(new Date(deps.now()))) {
+  const now = deps.now();
+  for await (const { deliveryId, status } of deps.store.stalled(new Date(now), deps.policy.queuedGraceMs)) {
     await deps.queue.schedule(deliveryId, 0);
-    log.warn(`Delivery ${deliveryId}: its attempt stopped before recording an outcome; queued to finish it`);
+    if (status === 'queued') {
+      await markRequeued(deps, deliveryId, now);
+      log.warn(`Delivery ${deliveryId}: queued, but its retry is long overdue (message lost); queued again`);
+    } else {
+      log.warn(
+        `Delivery ${deliveryId}: its attempt stopped before recording an outcome; queued to finish it`,
+      );
+    }
     queued++;
   }
   return queued;
+}
+
+/** The new message's time as the next attempt, so the next runs do not queue it again while it waits. */
+async function markRequeued(deps: CrmDeps, deliveryId: string, now: number): Promise<void> {
+  const delivery = await deps.store.get(deliveryId);
+  if (delivery?.status !== 'queued') return;
+  await deps.store.update(delivery, { nextAttemptAt: iso(now), ...touched(now) }).catch((error) => {
+    if (!(error instanceof DeliveryLeaseLost)) throw error;
+  });
 }

@@ -1,18 +1,21 @@
 /**
  * The arithmetic of the deployment's one FPX budget, kept pure so it is tested without storage.
  *
- * All instances share one record with two cursors. Bulk work (listings, per-tenant details) claims blocks
- * of slots on the bulk lane; interactive calls (webhook deliveries, the health probe) claim one slot at a
- * time from whichever lane is free first. Slots on a lane are at least one interval apart whoever claims
- * them, so any 60-second window holds at most `effective` calls plus one a lane: `effective` leaves
- * headroom for that and for clock skew and network jitter between instances.
+ * All instances share one record. Bulk work (listings, per-tenant details) claims blocks of slots on one
+ * grid, one interval apart whoever claims them, never more than a few seconds ahead of now. An interactive
+ * call (a webhook's delivery, the health probe) is sent at once and pushes the grid back by one slot, so it
+ * waits for no bulk work yet stays inside the budget over time. What it borrows early is bounded: within
+ * any `horizonMs` at most `headroom − 2` interactive calls are let through at once (their own cursor), and
+ * the lanes hand out `effective` = budget − headroom calls a minute. So any 60-second window holds at most
+ * the budget, with room left for clock skew and network jitter between instances.
  */
 
 export type { Priority } from '../fpx/rate-limiter';
 
 export interface BudgetRecord {
-  /** The first free slot of each lane (epoch ms); a cursor in the past means "free now". */
+  /** The first free bulk slot (epoch ms); in the past means "free now". */
   bulkNextAt: number;
+  /** The earliest an interactive call may go (epoch ms). */
   interactiveNextAt: number;
   /** FPX answered 429: nobody sends before this (epoch ms). */
   pausedUntil: number;
@@ -20,64 +23,84 @@ export interface BudgetRecord {
 
 export const EMPTY_RECORD: BudgetRecord = { bulkNextAt: 0, interactiveNextAt: 0, pausedUntil: 0 };
 
-/** The share of the budget only interactive calls may use: a webhook never waits behind a fan-out. */
-export const INTERACTIVE_SHARE = 0.05;
 /** A 429's Retry-After is honoured up to this long. */
 export const MAX_PAUSE_MS = 10 * 60_000;
+/** Bulk slots are claimed no further ahead than this, in blocks spanning at most `BLOCK_SPAN_MS`. */
+const LEAD_MS = 1_000;
+const BLOCK_SPAN_MS = 4_000;
 
 export interface Lanes {
   perMinute: number;
-  /** Calls a minute the lanes hand out together (below `perMinute`: the headroom). */
+  /** Calls a minute the grid hands out (below `perMinute`: the headroom). */
   effective: number;
   bulkIntervalMs: number;
+  /** The least time between two interactive calls let through at once. */
   interactiveIntervalMs: number;
+  /** How far ahead of now the bulk grid may be claimed. */
+  leadMs: number;
+  blockSpanMs: number;
 }
 
-/** `reserve`: calls a minute kept out of the lanes besides the 2% (an instance's fallback share). */
+/** `reserve`: calls a minute kept out of the grid besides the 2% (an instance's fallback share). */
 export function lanes(perMinute: number, reserve = 0): Lanes {
   if (!(perMinute > 0)) throw new RangeError('perMinute must be positive');
   const headroom = Math.max(3, Math.ceil(perMinute * 0.02), Math.ceil(reserve));
   const effective = Math.max(perMinute / 4, perMinute - headroom);
+  const horizon = LEAD_MS + BLOCK_SPAN_MS;
   return {
     perMinute,
     effective,
-    bulkIntervalMs: 60_000 / (effective * (1 - INTERACTIVE_SHARE)),
-    interactiveIntervalMs: 60_000 / (effective * INTERACTIVE_SHARE),
+    bulkIntervalMs: 60_000 / effective,
+    interactiveIntervalMs: horizon / Math.max(1, Math.floor(perMinute - effective) - 2),
+    leadMs: LEAD_MS,
+    blockSpanMs: BLOCK_SPAN_MS,
   };
 }
 
-/** `count` consecutive bulk slots from the first free one. */
+/**
+ * Up to `count` consecutive bulk slots from the first free one; none while the grid is claimed more than
+ * `leadMs` ahead (then `retryAt` says when to ask again), so slots a dead instance held are lost for
+ * seconds only, and an idle grid is never far in the future.
+ */
 export function claimBulk(
   record: BudgetRecord,
   now: number,
   count: number,
   l: Lanes,
-): { record: BudgetRecord; slots: number[] } {
+): { record: BudgetRecord; slots: number[] } | { retryAt: number } {
   const start = Math.max(now, record.bulkNextAt, record.pausedUntil);
+  if (start - now > l.leadMs) return { retryAt: start - l.leadMs };
   const slots = Array.from({ length: count }, (_, i) => start + i * l.bulkIntervalMs);
   return { record: { ...record, bulkNextAt: start + count * l.bulkIntervalMs }, slots };
 }
 
-/** One slot for an interactive call: the earlier of the two lanes (the bulk lane is free when no bulk runs). */
+/**
+ * One slot for an interactive call: the next free bulk slot if that is the earliest (no bulk work), else
+ * now (or after a pause or a burst), paid for by pushing the bulk grid back one slot.
+ */
 export function claimInteractive(
   record: BudgetRecord,
   now: number,
   l: Lanes,
 ): { record: BudgetRecord; slot: number } {
-  const bulkAt = Math.max(now, record.bulkNextAt, record.pausedUntil);
-  const interactiveAt = Math.max(now, record.interactiveNextAt, record.pausedUntil);
-  if (bulkAt <= interactiveAt) {
-    return { record: { ...record, bulkNextAt: bulkAt + l.bulkIntervalMs }, slot: bulkAt };
+  const onGrid = Math.max(now, record.bulkNextAt, record.pausedUntil);
+  const early = Math.max(now, record.interactiveNextAt, record.pausedUntil);
+  if (onGrid <= early) {
+    return { record: { ...record, bulkNextAt: onGrid + l.bulkIntervalMs }, slot: onGrid };
   }
   return {
-    record: { ...record, interactiveNextAt: interactiveAt + l.interactiveIntervalMs },
-    slot: interactiveAt,
+    record: {
+      ...record,
+      interactiveNextAt: early + l.interactiveIntervalMs,
+      bulkNextAt: record.bulkNextAt + l.bulkIntervalMs,
+    },
+    slot: early,
   };
 }
 
-/** A block big enough that a busy instance asks the store about once every few seconds, never more than it needs. */
-export function blockSize(waiting: number, l: Lanes, spanMs = 3_000): number {
-  const most = Math.max(1, Math.floor(spanMs / l.bulkIntervalMs));
+/** A block big enough that a busy instance asks the store every few seconds, never more than it needs. */
+export function blockSize(waiting: number, l: Lanes): number {
+  const most = Math.max(1, Math.floor(l.blockSpanMs / l.bulkIntervalMs));
   return Math.min(most, Math.max(1, waiting * 4));
 }
 

@@ -30,6 +30,8 @@ interface Waiter {
   slot?: number;
 }
 
+/** How long after a conflicting write the record is read before each claim. */
+const CONTENDED_MS = 30_000;
 /** A slot used later than this after its time is dropped: late sends would crowd the next window. */
 const LATE_MS = 250;
 
@@ -44,7 +46,7 @@ export class SharedRateBudget implements CallLimiter {
   readonly perMinute: number;
   readonly lanes: Lanes;
   /** Store requests made, and FPX call slots handed out (for the benchmark's ratio). */
-  readonly stats = { storeRequests: 0, slotsClaimed: 0, fallbacks: 0 };
+  readonly stats = { storeRequests: 0, interactiveStoreRequests: 0, slotsClaimed: 0, fallbacks: 0 };
   private readonly clock: Clock;
   private readonly log: (message: string) => void;
   private readonly waiters: Record<Priority, Waiter[]> = { interactive: [], bulk: [] };
@@ -53,6 +55,9 @@ export class SharedRateBudget implements CallLimiter {
   private pendingPause = 0;
   private cached?: { record: BudgetRecord; etag?: string };
   private storeOp?: Promise<void>;
+  /** The bulk grid was claimed too far ahead: no bulk claim before this. */
+  private bulkRetryAt = 0;
+  private lastConflictAt = Number.NEGATIVE_INFINITY;
   private fallback?: { until: number; limiter: RateLimiter };
   /** The store failed and has not answered since: logged once, when it starts. */
   private unreachable = false;
@@ -181,16 +186,17 @@ export class SharedRateBudget implements CallLimiter {
     const nextOwn = this.slots[0];
     const ownSoon = nextOwn !== undefined && nextOwn - now <= this.lanes.bulkIntervalMs;
     if (!this.storeBusy && unplaced && !ownSoon) {
-      this.claim((record, at) => {
+      this.claim('interactive', (record, at) => {
         const out = claimInteractive(record, at, this.lanes);
         return { record: out.record, apply: () => this.placeInteractive(out.slot) };
       });
-    } else if (!this.storeBusy && this.waiters.bulk.length > 0) {
+    } else if (!this.storeBusy && this.waiters.bulk.length > 0 && this.bulkRetryAt <= now) {
       const size = blockSize(this.waiters.bulk.length, this.lanes);
       const future = this.slots.filter((slot) => slot > now).length;
       if (future < Math.ceil(size / 2)) {
-        this.claim((record, at) => {
+        this.claim('bulk', (record, at) => {
           const out = claimBulk(record, at, size, this.lanes);
+          if ('retryAt' in out) return out;
           return {
             record: out.record,
             apply: () => {
@@ -204,6 +210,7 @@ export class SharedRateBudget implements CallLimiter {
 
     const next = Math.min(
       this.slots[0] ?? Number.POSITIVE_INFINITY,
+      this.waiters.bulk.length > 0 && this.bulkRetryAt > now ? this.bulkRetryAt : Number.POSITIVE_INFINITY,
       ...interactive.map((w) => w.slot ?? Number.POSITIVE_INFINITY),
     );
     if (Number.isFinite(next) && this.queued > 0) {
@@ -230,7 +237,7 @@ export class SharedRateBudget implements CallLimiter {
   private writePause(): void {
     const until = this.pendingPause;
     this.pendingPause = 0;
-    this.claim((record) => ({
+    this.claim('pause', (record) => ({
       record: { ...record, pausedUntil: Math.max(record.pausedUntil, until) },
       apply: () => undefined,
     }));
@@ -241,17 +248,46 @@ export class SharedRateBudget implements CallLimiter {
    * saw first (one request when nobody else wrote), then read afresh on a conflict.
    */
   private claim(
-    change: (record: BudgetRecord, now: number) => { record: BudgetRecord; apply: () => void },
+    purpose: 'interactive' | 'bulk' | 'pause',
+    change: (
+      record: BudgetRecord,
+      now: number,
+    ) => { record: BudgetRecord; apply: () => void } | { retryAt: number },
   ): void {
+    // What this instance last saw can only be behind: if even that says the grid is taken, wait, asking nothing.
+    if (this.cached) {
+      const early = change(this.cached.record, this.clock.now());
+      if ('retryAt' in early) {
+        this.retryBulkAt(early.retryAt);
+        return; // the caller (pump) sets its timer for then
+      }
+    }
+    // While other instances claim too, the version last seen is likely stale: read first (one request when
+    // the grid turns out to be taken, instead of a failed write and a read).
+    if (this.clock.now() - this.lastConflictAt < CONTENDED_MS) this.cached = undefined;
     this.storeOp = (async () => {
       try {
         for (let attempt = 0; attempt < 5; attempt++) {
+          let fresh = false;
           if (!this.cached) {
-            this.stats.storeRequests++;
+            this.countRequest(purpose);
             this.cached = await this.store.read();
+            fresh = true;
+            if (this.cached.record.pausedUntil > this.pausedUntil)
+              this.pausedUntil = this.cached.record.pausedUntil;
           }
-          const { record, apply } = change(this.cached.record, this.clock.now());
-          this.stats.storeRequests++;
+          const decided = change(this.cached.record, this.clock.now());
+          if ('retryAt' in decided) {
+            // The grid is claimed far ahead: by what this instance last saw, or by what is there now?
+            if (!fresh) {
+              this.cached = undefined;
+              continue;
+            }
+            this.retryBulkAt(decided.retryAt);
+            return;
+          }
+          const { record, apply } = decided;
+          this.countRequest(purpose);
           const etag = await this.store.write(record, this.cached.etag);
           if (etag) {
             this.cached = { record, etag };
@@ -263,6 +299,7 @@ export class SharedRateBudget implements CallLimiter {
             apply();
             return;
           }
+          this.lastConflictAt = this.clock.now();
           this.cached = undefined;
         }
         // Five conflicts in a row: many instances claiming at once; the next pump tries again.
@@ -274,6 +311,19 @@ export class SharedRateBudget implements CallLimiter {
         this.pump();
       }
     })();
+  }
+
+  /**
+   * Instances waiting for the same moment would race, and the one that wrote last would win every time: a
+   * random delay (within the lead, so the grid never runs dry) makes the turns fair.
+   */
+  private retryBulkAt(at: number): void {
+    this.bulkRetryAt = at + Math.random() * 0.5 * this.lanes.leadMs;
+  }
+
+  private countRequest(purpose: 'interactive' | 'bulk' | 'pause'): void {
+    this.stats.storeRequests++;
+    if (purpose === 'interactive') this.stats.interactiveStoreRequests++;
   }
 
   private enterFallback(error: unknown): void {

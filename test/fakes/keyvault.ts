@@ -2,6 +2,8 @@
  * A local Key Vault (secrets only) over HTTPS, speaking the real protocol to the real SecretClient:
  * a request without a bearer token gets the 401 challenge Key Vault sends, the repeat carries the token;
  * `GET /secrets/{name}[/{version}]?api-version=…` answers the secret bundle Key Vault answers.
+ * `setMode('slow')` holds requests unanswered until the test calls `release()`; `setMode('failing')` drops
+ * every connection, as an unreachable vault does.
  */
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -41,8 +43,17 @@ export interface KeyVaultFake {
   /** Adds a version (the latest from now on) and returns its id. */
   setSecret(name: string, secret: FakeSecretInput): string;
   requests: KeyVaultRequest[];
+  setMode(mode: KeyVaultMode): void;
+  /** Resolves once `count` requests are held (slow mode). */
+  held(count?: number): Promise<void>;
+  /** Requests held unanswered now. */
+  heldCount(): number;
+  /** Answers the held requests (as the vault stands now) and leaves slow mode. */
+  release(): void;
   close(): Promise<void>;
 }
+
+export type KeyVaultMode = 'normal' | 'slow' | 'failing';
 
 const TENANT = '72f988bf-86f1-41af-91ab-2d7cd011db47';
 
@@ -52,11 +63,26 @@ export async function startKeyVaultFake(): Promise<KeyVaultFake> {
   const secrets = new Map<string, StoredVersion[]>();
   const requests: KeyVaultRequest[] = [];
   let url = '';
+  let mode: KeyVaultMode = 'normal';
+  let held: Array<() => void> = [];
+  let heldWaiters: Array<{ count: number; resolve: () => void }> = [];
 
   const server = https.createServer({ key: certs.server.keyPem, cert: certs.server.certPem }, (req, res) => {
+    if (mode === 'failing') {
+      req.socket.destroy();
+      return;
+    }
     // Drain the body (the challenge-less first request has none; later ones may).
     req.resume();
-    req.on('end', () => handle(req, res));
+    req.on('end', () => {
+      if (mode !== 'slow') return handle(req, res);
+      held.push(() => {
+        // The client may have given up (and closed the connection) meanwhile.
+        if (!res.destroyed) handle(req, res);
+      });
+      for (const waiter of heldWaiters.filter((w) => held.length >= w.count)) waiter.resolve();
+      heldWaiters = heldWaiters.filter((w) => held.length < w.count);
+    });
   });
 
   function handle(req: IncomingMessage, res: ServerResponse) {
@@ -153,6 +179,20 @@ export async function startKeyVaultFake(): Promise<KeyVaultFake> {
       return version;
     },
     requests,
+    setMode(next) {
+      mode = next;
+    },
+    held: (count = 1) =>
+      held.length >= count
+        ? Promise.resolve()
+        : new Promise<void>((resolve) => heldWaiters.push({ count, resolve })),
+    heldCount: () => held.length,
+    release() {
+      mode = 'normal';
+      const waiting = held;
+      held = [];
+      for (const answer of waiting) answer();
+    },
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();
