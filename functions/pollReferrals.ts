@@ -12,6 +12,7 @@ export function registerPollReferrals(services: Services): void {
     handler: (_timer, context) =>
       syncReferralsAndTheirTenants({
         ...services,
+        maxRemovedPercent: services.config.sync.maxRemovedPercent,
         queue: services.queueService.getQueueClient(TENANT_DETAILS_QUEUE),
         log: (line) => context.log(line),
       }),

@@ -11,7 +11,13 @@ export function registerPollTenants(services: Services): void {
   app.timer('pollTenants', {
     schedule: '%POLL_TENANTS_SCHEDULE%',
     handler: async (_timer, context) => {
-      const sync = await syncTenants({ ...services, log: (line) => context.log(line) });
+      const sync = await syncTenants({
+        ...services,
+        maxRemovedPercent: services.config.sync.maxRemovedPercent,
+        log: (line) => context.log(line),
+      });
+      // A listing that continues in the next run fans out once it is complete.
+      if (sync.status === 'partial') return { sync };
       const fanOut = await fanOutTenantDetails(
         { table: services.table, queue: services.queueService.getQueueClient(TENANT_DETAILS_QUEUE) },
         randomUUID(),

@@ -10,6 +10,11 @@ import type { Services } from './services';
 export function registerSyncReferenceData(services: Services): void {
   app.timer('syncReferenceData', {
     schedule: '%REFERENCE_DATA_SCHEDULE%',
-    handler: (_timer, context) => syncReferenceData({ ...services, log: (line) => context.log(line) }),
+    handler: (_timer, context) =>
+      syncReferenceData({
+        ...services,
+        maxRemovedPercent: services.config.sync.maxRemovedPercent,
+        log: (line) => context.log(line),
+      }),
   });
 }

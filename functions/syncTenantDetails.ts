@@ -25,7 +25,14 @@ export function registerSyncTenantDetails(services: Services): void {
       const lastAttempt = Number(context.triggerMetadata?.dequeueCount ?? 1) >= MAX_DEQUEUE_COUNT;
       let result: Awaited<ReturnType<typeof syncTenantDetails>>;
       try {
-        result = await syncTenantDetails({ ...services, log: (line) => context.log(line) }, message);
+        result = await syncTenantDetails(
+          {
+            ...services,
+            maxRemovedPercent: services.config.sync.maxRemovedPercent,
+            log: (line) => context.log(line),
+          },
+          message,
+        );
       } catch (error) {
         // Only the last attempt counts as failed: the host retries the others, then moves it to poison.
         if (lastAttempt) {

@@ -49,7 +49,15 @@ describe('loadConfig', () => {
         certCheck: '0 0 8 * * *',
         referenceData: '0 0 2 * * *',
       },
+      sync: { maxRemovedPercent: 20 },
     });
+  });
+
+  test('SYNC_MAX_REMOVED_PERCENT: 1 to 100, named when invalid', () => {
+    expect(loadConfig({ ...minimal, SYNC_MAX_REMOVED_PERCENT: '100' }).sync.maxRemovedPercent).toBe(100);
+    expect(() => loadConfig({ ...minimal, SYNC_MAX_REMOVED_PERCENT: '150' })).toThrow(
+      /SYNC_MAX_REMOVED_PERCENT/,
+    );
   });
 
   test('reads every setting', () => {

@@ -152,6 +152,7 @@ const settingsSchema = z.object({
   FPX_CA_PATH: optionalText,
   FPX_RATE_LIMIT_PER_MINUTE: positiveInt(600, 60_000),
   FPX_MAX_INSTANCES: positiveInt(40, 1000),
+  SYNC_MAX_REMOVED_PERCENT: positiveInt(20, 100),
   FPX_PAGE_SIZE: positiveInt(25, 1000),
   FPX_ORIGIN: optionalText.pipe(
     z
@@ -220,6 +221,8 @@ export interface Config {
     unresolved?: string[];
   };
   schedules: { pollReferrals: string; pollTenants: string; certCheck: string; referenceData: string };
+  /** A sync run marking more than this share of a table's rows removed marks none (100: no limit). */
+  sync: { maxRemovedPercent: number };
 }
 
 function certificateSettings(s: Settings): CertificateSettings {
@@ -354,5 +357,6 @@ function parseSettings(env: Record<string, string | undefined>, unresolved: stri
       certCheck: s.CERT_CHECK_SCHEDULE,
       referenceData: s.REFERENCE_DATA_SCHEDULE,
     },
+    sync: { maxRemovedPercent: s.SYNC_MAX_REMOVED_PERCENT },
   };
 }

@@ -31,10 +31,14 @@ export class PagedList<T> implements AsyncIterable<T> {
     private readonly fetchPage: FetchPage<T>,
   ) {}
 
-  async *pages(): AsyncGenerator<Page<T>> {
+  /**
+   * From page 1, or from `fromPage` when a listing continues where an earlier invocation stopped
+   * (`itemsBefore`: the items those pages held, for the fallback on `count`).
+   */
+  async *pages(fromPage = 1, itemsBefore = 0): AsyncGenerator<Page<T>> {
     let previousDigest: string | undefined;
-    let seen = 0;
-    for (let page = 1; ; page++) {
+    let seen = itemsBefore;
+    for (let page = fromPage; ; page++) {
       const envelope = await this.fetchPage(page);
       const items = envelope.items ?? [];
       const count = envelope.count ?? undefined;

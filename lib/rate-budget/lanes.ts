@@ -27,7 +27,7 @@ export const EMPTY_RECORD: BudgetRecord = { bulkNextAt: 0, interactiveNextAt: 0,
 export const MAX_PAUSE_MS = 10 * 60_000;
 /** Bulk slots are claimed no further ahead than this, in blocks spanning at most `BLOCK_SPAN_MS`. */
 const LEAD_MS = 1_000;
-const BLOCK_SPAN_MS = 4_000;
+const BLOCK_SPAN_MS = 5_000;
 
 export interface Lanes {
   perMinute: number;
@@ -46,12 +46,14 @@ export function lanes(perMinute: number, reserve = 0): Lanes {
   if (!(perMinute > 0)) throw new RangeError('perMinute must be positive');
   const headroom = Math.max(3, Math.ceil(perMinute * 0.02), Math.ceil(reserve));
   const effective = Math.max(perMinute / 4, perMinute - headroom);
-  const horizon = LEAD_MS + BLOCK_SPAN_MS;
+  // An interactive call goes at most (lead + block span) before the grid slot it took; the interactive
+  // cursor lets headroom − 2 such calls through in that time, so a window holds at most the budget.
+  const early = LEAD_MS + BLOCK_SPAN_MS;
   return {
     perMinute,
     effective,
     bulkIntervalMs: 60_000 / effective,
-    interactiveIntervalMs: horizon / Math.max(1, Math.floor(perMinute - effective) - 2),
+    interactiveIntervalMs: early / Math.max(1, Math.floor(perMinute - effective) - 2),
     leadMs: LEAD_MS,
     blockSpanMs: BLOCK_SPAN_MS,
   };

@@ -1,5 +1,15 @@
 import type { TableClient } from '@azure/data-tables';
-import type { FpxClient, PagedList, Referral } from '../fpx';
+import type { FpxClient, PagedList, PartnerTenant, Referral } from '../fpx';
+import { ensureTableOnce } from '../storage';
+import {
+  CHECKPOINTS_TABLE,
+  type Checkpoint,
+  deleteSeenKeys,
+  readCheckpoint,
+  readSeenKeys,
+  saveSeenKeys,
+  writeCheckpoint,
+} from './listing-checkpoint';
 import { type SyncResult, syncStream } from './sync-stream';
 
 /** The contract's table names (ARCHITECTURE.md, "Tables the CRM side reads"). */
@@ -18,20 +28,97 @@ export interface StreamDeps {
   table(name: string): TableClient;
   log?: (message: string) => void;
   now?: () => Date;
+  /** SYNC_MAX_REMOVED_PERCENT: a run marking more of a partition removed marks nothing (default 100: off). */
+  maxRemovedPercent?: number;
+  /**
+   * How long one invocation reads a listing before it stops and leaves the rest to the next: host.json's
+   * functionTimeout (10 minutes) less room to record the part. Default 8 minutes.
+   */
+  listingTimeBudgetMs?: number;
+  /** Told every 10 pages how far a listing got (the operations page shows it). */
+  onProgress?: (stream: string, progress: { pages: number; items: number; expectedCount?: number }) => void;
 }
 
-/** A listing's pages as arrays of items, counting every FPX request the listing sends (retries included). */
-export function countedPages<T>(list: (onAttempt: () => void) => PagedList<T>) {
+const LISTING_TIME_BUDGET_MS = 8 * 60_000;
+
+/**
+ * One of FPX's top-level listings into its table, across invocations when it is too long for one: each
+ * invocation reads for at most `listingTimeBudgetMs`, then records where it stopped and the keys it saw;
+ * the next goes on from there, and removals are marked once the listing is complete, from the keys of
+ * every part (and only if FPX's count agrees with the items delivered).
+ */
+async function syncListing<T extends object>(
+  deps: StreamDeps,
+  spec: {
+    stream: string;
+    table: string;
+    partitionKey: string;
+    rowKey: (item: T) => string;
+    list: (onAttempt: () => void) => PagedList<T>;
+    onWritten?: (item: T) => void;
+  },
+): Promise<SyncResult> {
+  const state = deps.table(TABLES.syncState);
+  const checkpoints = deps.table(CHECKPOINTS_TABLE);
+  await ensureTableOnce(state);
+  const clock = deps.now ?? (() => new Date());
+  const startedAt = clock();
+  const checkpoint = await readCheckpoint(state, spec.stream, startedAt);
+  const seenBefore = checkpoint
+    ? await readSeenKeys(checkpoints, spec.stream, checkpoint.listingStartedAt)
+    : undefined;
+  if (checkpoint) {
+    deps.log?.(
+      `sync ${spec.stream}: continuing the listing started ${checkpoint.listingStartedAt} at page ${checkpoint.nextPage} (part ${checkpoint.parts + 1})`,
+    );
+  }
   let calls = 0;
-  const paged = list(() => {
+  let count: number | undefined;
+  let nextPage = checkpoint?.nextPage ?? 1;
+  let more = true;
+  const stopAt = startedAt.getTime() + (deps.listingTimeBudgetMs ?? LISTING_TIME_BUDGET_MS);
+  const paged = spec.list(() => {
     calls++;
   });
-  return {
-    apiCalls: () => calls,
+  const result = await syncStream({
+    stream: spec.stream,
+    rows: deps.table(spec.table),
+    state,
+    partitionKey: spec.partitionKey,
+    rowKey: spec.rowKey,
     pages: (async function* () {
-      for await (const page of paged.pages()) yield page.items;
+      for await (const page of paged.pages(nextPage, checkpoint?.itemsBefore ?? 0)) {
+        if (page.count !== undefined) count = page.count;
+        nextPage = page.page + 1;
+        more = page.hasMore;
+        yield page.items;
+      }
     })(),
-  };
+    apiCalls: () => calls,
+    onWritten: spec.onWritten,
+    shouldStop: () => more && clock().getTime() >= stopAt,
+    seenBefore,
+    itemsBefore: checkpoint?.itemsBefore,
+    expectedCount: () => count,
+    maxRemovedPercent: deps.maxRemovedPercent,
+    onProgress: deps.onProgress && ((progress) => deps.onProgress?.(spec.stream, progress)),
+    log: deps.log,
+    now: deps.now,
+  });
+  if (result.status === 'partial') {
+    const next: Checkpoint = {
+      nextPage,
+      itemsBefore: (checkpoint?.itemsBefore ?? 0) + result.items,
+      listingStartedAt: checkpoint?.listingStartedAt ?? startedAt.toISOString(),
+      parts: (checkpoint?.parts ?? 0) + 1,
+    };
+    await saveSeenKeys(checkpoints, spec.stream, next, result.seenKeys ?? []);
+    await writeCheckpoint(state, spec.stream, next);
+  } else if (checkpoint) {
+    await writeCheckpoint(state, spec.stream, undefined);
+    await deleteSeenKeys(checkpoints, spec.stream);
+  }
+  return result;
 }
 
 /**
@@ -42,31 +129,23 @@ export function syncReferrals(
   deps: StreamDeps,
   onWritten?: (referral: Referral) => void,
 ): Promise<SyncResult> {
-  const listing = countedPages((onAttempt) => deps.fpx.partnerReferrals({ onAttempt }));
-  return syncStream({
+  return syncListing(deps, {
     stream: 'referrals',
-    rows: deps.table(TABLES.referrals),
-    state: deps.table(TABLES.syncState),
+    table: TABLES.referrals,
     partitionKey: 'referral',
-    rowKey: (referral) => referral.id,
-    ...listing,
+    rowKey: (referral: Referral) => referral.id,
+    list: (onAttempt) => deps.fpx.partnerReferrals({ onAttempt }),
     onWritten,
-    log: deps.log,
-    now: deps.now,
   });
 }
 
 /** pollTenants: FPX's partner tenants into FpxTenants (partition `tenant`, RowKey the tenant id). */
 export function syncTenants(deps: StreamDeps): Promise<SyncResult> {
-  const listing = countedPages((onAttempt) => deps.fpx.partnerTenants({ onAttempt }));
-  return syncStream({
+  return syncListing(deps, {
     stream: 'tenants',
-    rows: deps.table(TABLES.tenants),
-    state: deps.table(TABLES.syncState),
+    table: TABLES.tenants,
     partitionKey: 'tenant',
-    rowKey: (tenant) => tenant.tenantId,
-    ...listing,
-    log: deps.log,
-    now: deps.now,
+    rowKey: (tenant: PartnerTenant) => tenant.tenantId,
+    list: (onAttempt) => deps.fpx.partnerTenants({ onAttempt }),
   });
 }

@@ -9,8 +9,9 @@ export {
   startDetailsRun,
   type TenantOutcome,
 } from './details-state';
-export { countedPages, type StreamDeps, syncReferrals, syncTenants, TABLES } from './fpx-streams';
+export { type StreamDeps, syncReferrals, syncTenants, TABLES } from './fpx-streams';
 export { canonicalJson, contentHash, stableRowKey } from './hash';
+export { CHECKPOINTS_TABLE } from './listing-checkpoint';
 export {
   REFERENCE_DATA_STREAM,
   ReferenceDataError,

@@ -137,6 +137,7 @@ async function syncList(
       yield* pages;
     })(),
     skipRemovals: empty ? `GET ${REFERENCE_LISTS[list]} came back empty` : undefined,
+    maxRemovedPercent: deps.maxRemovedPercent,
     now: deps.now,
   });
   return { ...result, apiCalls: calls };

@@ -4,7 +4,7 @@ import type { SyncResult } from './sync-stream';
 /** FpxSyncState: PartitionKey `sync`, RowKey the stream name. */
 export const SYNC_STATE_PARTITION = 'sync';
 
-export type SyncStatus = 'succeeded' | 'failed';
+export type SyncStatus = 'succeeded' | 'failed' | 'partial';
 
 /** The run's counts FpxSyncState keeps (the rest of SyncResult is for the caller and the log). */
 export const RECORDED_COUNTS = [

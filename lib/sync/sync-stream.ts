@@ -41,6 +41,21 @@ export interface SyncStreamOptions<T extends object> {
   skipRemovals?: string;
   /** Told of each item written because it is new, changed or restored (e.g. to act on new referrals). */
   onWritten?: (item: T, change: 'created' | 'changed') => void;
+  /**
+   * A listing too long for one invocation: asked between pages; once it says so, the run stops reading and
+   * ends `partial` (nothing marked removed), with the keys it saw, for the next part.
+   */
+  shouldStop?: () => boolean;
+  /** Keys earlier parts of this listing delivered: seen, as far as removals are concerned. */
+  seenBefore?: ReadonlySet<string>;
+  /** Items earlier parts delivered (duplicates included), for the check against FPX's count. */
+  itemsBefore?: number;
+  /** FPX's `count` of the whole listing, when it sent one: a complete listing must deliver that many items. */
+  expectedCount?: () => number | undefined;
+  /** A run may mark at most this share of the partition's rows removed (100: no limit). */
+  maxRemovedPercent?: number;
+  /** Told every `progressEveryPages` pages how far the listing got. */
+  onProgress?: (progress: { pages: number; items: number; expectedCount?: number }) => void;
   /** Batch transactions outstanding at once. Default 4. */
   maxInFlight?: number;
   /** A progress line every so many pages. Default 10. */
@@ -49,7 +64,12 @@ export interface SyncStreamOptions<T extends object> {
 
 export interface SyncResult {
   stream: string;
-  status: 'succeeded' | 'failed';
+  /** `partial`: stopped at `stopAt`; the listing continues in the next invocation. */
+  status: 'succeeded' | 'failed' | 'partial';
+  /** Items the listing delivered in this run, duplicates included. */
+  items: number;
+  /** Of a partial run: the keys it saw, for the parts after it. */
+  seenKeys?: string[];
   /** Distinct rows the listing delivered. */
   seen: number;
   created: number;
@@ -128,12 +148,14 @@ async function runSync<T extends object>(options: SyncStreamOptions<T>, requests
     removalsWithheld: 0,
   };
   let removalsSkipped = '';
+  let itemCount = 0;
 
   const result = (status: SyncResult['status']): SyncResult => ({
     stream,
     status,
     ...counts,
     removalsSkipped,
+    items: itemCount,
     apiCalls: (options.apiCalls?.() ?? 0) - apiCallsAtStart,
     tableRequests: requests.reads + requests.writes,
     tableReads: requests.reads,
@@ -198,23 +220,43 @@ async function runSync<T extends object>(options: SyncStreamOptions<T>, requests
       await recordRunStart(state, stream, timestamp());
     }
     const known = await readPartitionIndex(rows, partitionKey);
-    let itemIndex = 0;
+    let stopped = false;
     for await (const page of options.pages) {
       counts.pages++;
       if (!Array.isArray(page)) throw new Error(`sync ${stream}: page ${counts.pages} is not an array`);
-      for (const item of page) await syncItem(known, item, itemIndex++);
+      for (const item of page) await syncItem(known, item, itemCount++);
       if (counts.pages % progressEvery === 0) {
         log(
-          `sync ${stream}: ${counts.pages} pages, ${itemIndex} items so far ` +
+          `sync ${stream}: ${counts.pages} pages, ${itemCount} items so far ` +
             `(created ${counts.created}, changed ${counts.changed}, unchanged ${counts.unchanged})`,
         );
+        options.onProgress?.({
+          pages: counts.pages,
+          items: itemCount,
+          expectedCount: options.expectedCount?.(),
+        });
+      }
+      if (options.shouldStop?.()) {
+        stopped = true;
+        break;
       }
     }
+    if (stopped) {
+      await writer.drain();
+      const partial = result('partial');
+      partial.seenKeys = [...known].filter(([, row]) => row.seen).map(([key]) => key);
+      if (state)
+        await recordRunEnd(state, stream, { ...runRecord(partial), lastStatus: 'partial', lastError: '' });
+      log(`${summary(partial)}; stopped to stay within the function timeout, continues in the next run`);
+      return partial;
+    }
     // The listing completed: whatever it did not deliver is gone from FPX. Keep the data, stamp the removal.
-    // Unless the caller knows the listing may be partial: then count what would go, and say why it did not.
-    if (options.skipRemovals) removalsSkipped = options.skipRemovals;
-    for (const [rowKey, row] of known) {
-      if (row.seen || row.removed) continue;
+    // Unless the listing may be partial or looks wrong: then count what would go, and say why it did not.
+    const gone = [...known].filter(
+      ([key, row]) => !row.seen && !row.removed && !options.seenBefore?.has(key),
+    );
+    removalsSkipped = removalGuard(options, known, gone.length, (options.itemsBefore ?? 0) + itemCount);
+    for (const [rowKey] of gone) {
       if (removalsSkipped) {
         counts.removalsWithheld++;
         continue;
@@ -254,6 +296,33 @@ async function runSync<T extends object>(options: SyncStreamOptions<T>, requests
   }
   log(summary(succeeded));
   return succeeded;
+}
+
+/** A run may always mark this many rows removed, whatever the share (a tenant with three notes loses one). */
+const ALWAYS_REMOVABLE = 10;
+
+/**
+ * Why this complete listing must mark nothing removed, or '': the caller says so, FPX's count disagrees
+ * with the items delivered (a page lost or shifted), or it would remove more than the allowed share.
+ */
+function removalGuard<T extends object>(
+  options: SyncStreamOptions<T>,
+  known: Map<string, KnownRow>,
+  removing: number,
+  items: number,
+): string {
+  if (options.skipRemovals) return options.skipRemovals;
+  if (removing === 0) return '';
+  const expected = options.expectedCount?.();
+  if (expected !== undefined && expected !== items) {
+    return `the listing delivered ${items} items but FPX's count says ${expected}`;
+  }
+  const percent = options.maxRemovedPercent ?? 100;
+  const present = [...known.values()].filter((row) => !row.removed).length;
+  if (percent < 100 && removing > Math.max(ALWAYS_REMOVABLE, (present * percent) / 100)) {
+    return `it would mark ${removing} of ${present} rows removed, more than SYNC_MAX_REMOVED_PERCENT (${percent}%)`;
+  }
+  return '';
 }
 
 /** The counts FpxSyncState keeps of a run. */

@@ -28,6 +28,8 @@ export interface DetailsDeps {
   table(name: string): TableClient;
   log?: (message: string) => void;
   now?: () => Date;
+  /** SYNC_MAX_REMOVED_PERCENT (default 100: off). */
+  maxRemovedPercent?: number;
 }
 
 export interface TenantDetailsResult {
@@ -81,6 +83,7 @@ export async function syncTenantDetails(
     partitionKey: tenantId,
     log: deps.log,
     now: deps.now,
+    maxRemovedPercent: deps.maxRemovedPercent,
   };
 
   const entitlementRows = deps.table(TABLES.entitlements);
