@@ -1,10 +1,12 @@
 /**
  * Per-tenant details through the local host's queue processing (issue 7's figures).
- *   npm run bench:details [-- --tenants 500 --limit 3000]
+ *   npm run bench:details [-- --tenants 500 --limit 3000 --hosts 2]
+ * `--hosts 2`: a second host process polls the same queue (the deployment's one budget shared by both).
  * Sandbox and client both at L calls/min; pollTenants fans out one message per tenant and the host's
  * queue trigger runs syncTenantDetails for each. Prints the FPX calls made against the calls the data
  * needs, wall time over the rate-limit floor (calls − 1) ÷ (L/60) (target ≤ 1.10) and the 429s (target 0).
  */
+import { type ChildProcess, fork } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import { startAzurite } from '../dev/azurite';
 import { DEFAULT_ENTRY, startHost } from '../dev/host/host';
@@ -15,10 +17,15 @@ import { tableClient } from '../lib/storage';
 import { readDetailsState } from '../lib/sync';
 
 const { values } = parseArgs({
-  options: { tenants: { type: 'string', default: '500' }, limit: { type: 'string', default: '3000' } },
+  options: {
+    tenants: { type: 'string', default: '500' },
+    limit: { type: 'string', default: '3000' },
+    hosts: { type: 'string', default: '1' },
+  },
 });
 const TENANTS = Number(values.tenants);
 const L = Number(values.limit);
+const HOSTS = Number(values.hosts);
 const PAGE_SIZE = 25;
 
 async function main() {
@@ -42,6 +49,17 @@ async function main() {
     queuePollIntervalMs: { min: 20, max: 500 },
     logger,
   });
+  // More instances on the same queue, each a process of its own with its own FPX client: one budget for all.
+  const others: ChildProcess[] = [];
+  for (let i = 1; i < HOSTS; i++) {
+    const child = fork(new URL('./details-host.ts', import.meta.url).pathname, [], {
+      execArgv: ['--import', 'tsx'],
+      env: { ...process.env, ...settings },
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
+    await new Promise<void>((resolve) => child.once('message', () => resolve()));
+    others.push(child);
+  }
   try {
     // What the data needs at least: per tenant one entitlements call over every FRP service, then for each
     // service with records its own listing (records name no service, FPX-NOTES #12) and its seats; the
@@ -105,7 +123,7 @@ async function main() {
         calls - new Set(sandbox.requests.map((r) => `${r.path}?${JSON.stringify(r.query)}`)).size;
       const floor = (calls - 1) / (L / 60);
       console.log(
-        `pollTenants + ${fanOut.enqueued} tenants at L=${L}/min (client and sandbox): ${calls} FPX calls, the data needs ${needed} ` +
+        `pollTenants + ${fanOut.enqueued} tenants at L=${L}/min on ${HOSTS} host process(es): ${calls} FPX calls, the data needs ${needed} ` +
           `(repeated requests: ${repeats}); ${wall.toFixed(1)} s, floor ${floor.toFixed(1)} s, ` +
           `ratio ${(wall / floor).toFixed(3)} (target <= 1.10); 429s: ${throttled} (target 0)`,
       );
@@ -132,6 +150,7 @@ async function main() {
       for (const f of failures.slice(0, 3)) console.log(`  ${f.message}`);
     }
   } finally {
+    for (const child of others) child.disconnect();
     await host.stop();
     await sandbox.close();
     await azurite.stop();

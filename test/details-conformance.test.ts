@@ -369,6 +369,40 @@ describe('a new referral', () => {
     }
   });
 
+  test('a bulk arrival (a first sync of many referrals) queues 500 tenants and leaves the rest to the fan-out', async () => {
+    const big = await startSandbox({ data: { tenants: 2, referrals: 700, seed: 9 }, rateLimitPerMinute: 0 });
+    const fpx = new FpxClient(
+      new FpxTransport({
+        baseUrl: big.url,
+        certificates: new FileCertificateSource(big.certs.client.pemPath),
+        caPem: big.certs.ca.certPem,
+        rateLimitPerMinute: 60_000,
+      }),
+      100,
+    );
+    const queue = queueClient(inject('storageConnection'), `bulk-${randomBytes(4).toString('hex')}`);
+    const lines: string[] = [];
+    try {
+      const run = await syncReferralsAndTheirTenants({
+        fpx,
+        table: tables(),
+        queue,
+        log: (l) => lines.push(l),
+      });
+      const referred = new Set(big.data.referrals.map((r) => canonical(r.tenantId))).size;
+      expect(referred).toBeGreaterThan(500);
+      expect(run).toMatchObject({ created: 700, tenantDetailsQueued: 500 });
+      expect((await queue.getProperties()).approximateMessagesCount).toBe(500);
+      expect(
+        lines.some((l) => l.includes(`${referred} tenants of new or changed referrals: 500 queued now`)),
+      ).toBe(true);
+    } finally {
+      await queue.delete();
+      await fpx.transport.close();
+      await big.close();
+    }
+  });
+
   test("a claimed tenant's rows read without an rfaId carry an empty rfaId", async () => {
     const table = tables();
     const tenant = sandbox.data.partnerTenants

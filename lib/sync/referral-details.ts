@@ -31,9 +31,22 @@ export async function syncReferralsAndTheirTenants(
   return { ...result, tenantDetailsQueued: await enqueueFor(deps, tenants) };
 }
 
+/**
+ * A run that finds more new tenants than this (a partner's first sync, a bulk import in FPX) queues this
+ * many and leaves the rest to pollTenants' fan-out, which reads every referral's tenant anyway: memory and
+ * the run's length stay bounded.
+ */
+const MAX_TENANTS_AT_ONCE = 500;
+
 async function enqueueFor(deps: StreamDeps & { queue: QueueClient }, tenants: Set<string>): Promise<number> {
   if (tenants.size === 0) return 0;
-  const messages = await tenantMessages(deps.table, undefined, tenants);
+  const now = new Set([...tenants].slice(0, MAX_TENANTS_AT_ONCE));
+  if (now.size < tenants.size) {
+    deps.log?.(
+      `${tenants.size} tenants of new or changed referrals: ${now.size} queued now, the rest with pollTenants' next fan-out`,
+    );
+  }
+  const messages = await tenantMessages(deps.table, undefined, now);
   await enqueueTenantDetails(deps.queue, messages);
   deps.log?.(`${messages.length} tenants of new or changed referrals onto ${TENANT_DETAILS_QUEUE}`);
   return messages.length;
