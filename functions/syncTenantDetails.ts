@@ -3,9 +3,10 @@ import { safeErrorMessage } from '../lib/redact';
 import {
   DETAILS_RUNS_TABLE,
   recordTenantOutcome,
-  syncTenantDetails,
+  syncTenantDetailsExclusively,
   TABLES,
   TENANT_DETAILS_QUEUE,
+  TENANT_LEASES_TABLE,
   tenantDetailsMessage,
 } from '../lib/sync';
 import type { Services } from './services';
@@ -23,12 +24,15 @@ export function registerSyncTenantDetails(services: Services): void {
       const state = services.table(TABLES.syncState);
       const runs = services.table(DETAILS_RUNS_TABLE);
       const lastAttempt = Number(context.triggerMetadata?.dequeueCount ?? 1) >= MAX_DEQUEUE_COUNT;
-      let result: Awaited<ReturnType<typeof syncTenantDetails>>;
+      let outcome: Awaited<ReturnType<typeof syncTenantDetailsExclusively>>;
       try {
-        result = await syncTenantDetails(
+        outcome = await syncTenantDetailsExclusively(
           {
             ...services,
             maxRemovedPercent: services.config.sync.maxRemovedPercent,
+            leases: services.table(TENANT_LEASES_TABLE),
+            queue: services.queueService.getQueueClient(TENANT_DETAILS_QUEUE),
+            holder: context.invocationId,
             log: (line) => context.log(line),
           },
           message,
@@ -46,7 +50,10 @@ export function registerSyncTenantDetails(services: Services): void {
         }
         throw error;
       }
+      // Another sync of this tenant was running: the message came back on the queue and records the outcome.
+      if (!('result' in outcome)) return outcome;
       // The tenant is in step; recording it is a step of its own, so its failure never marks the tenant failed.
+      const { result } = outcome;
       await recordTenantOutcome(state, runs, { runId: message.runId, tenantId: message.tenantId, result });
       return result;
     },

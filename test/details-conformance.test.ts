@@ -18,7 +18,9 @@ import {
   syncReferrals,
   syncReferralsAndTheirTenants,
   syncTenantDetails,
+  syncTenantDetailsExclusively,
   syncTenants,
+  TENANT_LEASES_TABLE,
   tenantDetailsMessage,
 } from '../lib/sync';
 
@@ -413,5 +415,35 @@ describe('a new referral', () => {
     const contacts = await rows(table('FpxContacts'), tenant);
     expect(contacts.length).toBeGreaterThan(0);
     expect(contacts.every((r) => r.rfaId === '')).toBe(true);
+  });
+});
+
+describe('one sync per tenant at a time', () => {
+  test('a second sync of a tenant being synced goes back on the queue; their writes never interleave', async () => {
+    const table = tables();
+    const fpx = newFpx();
+    const queue = queueClient(inject('storageConnection'), `lease-${randomBytes(4).toString('hex')}`);
+    const tenantId = canonical(sandbox.data.partnerTenants[0]?.tenantId as string);
+    const message = { tenantId, claimed: true, rfaIds: [], runId: 'run-lease' };
+    const deps = (holder: string) => ({ fpx, table, leases: table(TENANT_LEASES_TABLE), queue, holder });
+    // The first sync is held inside FPX until the second has tried.
+    sandbox.injectFault(
+      { kind: 'slow', delayMs: 1_500 },
+      { path: new RegExp(`/tenants/${tenantId}/contacts`) },
+    );
+    const first = syncTenantDetailsExclusively(deps('first'), message);
+    for (let i = 0; i < 200 && !sandbox.requests.some((r) => r.path.includes(`${tenantId}/services`)); i++) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    const second = await syncTenantDetailsExclusively(deps('second'), message);
+    expect(second).toEqual({ deferredSeconds: expect.any(Number) });
+    expect('deferredSeconds' in second && second.deferredSeconds).toBeLessThanOrEqual(30);
+    const done = await first;
+    expect('result' in done && done.result.contacts.status).toBe('succeeded');
+    // The deferred message waits, invisible, on the queue; the lease is free again for it.
+    expect((await queue.getProperties()).approximateMessagesCount).toBe(1);
+    const third = await syncTenantDetailsExclusively(deps('third'), message);
+    expect('result' in third).toBe(true);
+    await queue.delete();
   });
 });

@@ -43,12 +43,15 @@ export { SyncItemError, type SyncResult, type SyncStreamOptions, syncStream } fr
 export { tableKeyProblem } from './table-key';
 export {
   type DetailsDeps,
+  type ExclusiveOutcome,
   enqueueTenantDetails,
   type FanOutResult,
   fanOutTenantDetails,
   syncTenantDetails,
+  syncTenantDetailsExclusively,
   TENANT_DETAILS_QUEUE,
   type TenantDetailsMessage,
   type TenantDetailsResult,
   tenantDetailsMessage,
 } from './tenant-details';
+export { TENANT_LEASES_TABLE, takeTenantLease } from './tenant-lease';

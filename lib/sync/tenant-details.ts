@@ -12,6 +12,7 @@ import { presentRows } from './present-rows';
 import { referenceIds } from './reference-ids';
 import { readSyncState } from './sync-state';
 import { type SyncResult, syncStream } from './sync-stream';
+import { takeTenantLease } from './tenant-lease';
 
 export const TENANT_DETAILS_QUEUE = 'fpx-tenant-details';
 /** One tenant to read: claimed (listed by partnerTenants) and/or referred (with the referrals' rfaIds). */
@@ -149,6 +150,38 @@ export async function syncTenantDetails(
   });
 
   return { tenantId, entitlements, contacts, notes, apiCalls: calls };
+}
+
+export type ExclusiveOutcome = { result: TenantDetailsResult } | { deferredSeconds: number };
+
+/**
+ * `syncTenantDetails` under the tenant's lease: two syncs of one tenant (overlapping fan-outs, admin runs,
+ * host retries) never interleave their writes. A message whose tenant is being synced goes back on the
+ * queue, visible again when the lease should be over (at most 30 s: most syncs take seconds), and this
+ * invocation succeeds without an outcome: the message that comes back records it.
+ */
+export async function syncTenantDetailsExclusively(
+  deps: DetailsDeps & { leases: TableClient; queue: QueueClient; holder: string },
+  message: TenantDetailsMessage,
+): Promise<ExclusiveOutcome> {
+  const now = (deps.now?.() ?? new Date()).getTime();
+  const lease = await takeTenantLease(deps.leases, message.tenantId, deps.holder, now);
+  if ('busyUntil' in lease) {
+    const deferredSeconds = Math.min(30, Math.max(1, Math.ceil((lease.busyUntil - now) / 1000)));
+    await ensureQueueOnce(deps.queue);
+    await deps.queue.sendMessage(Buffer.from(JSON.stringify(message)).toString('base64'), {
+      visibilityTimeout: deferredSeconds,
+    });
+    deps.log?.(
+      `tenant ${message.tenantId}: another sync of it is running; queued again for ${deferredSeconds} s`,
+    );
+    return { deferredSeconds };
+  }
+  try {
+    return { result: await syncTenantDetails(deps, message) };
+  } finally {
+    await lease.release();
+  }
 }
 
 export interface FanOutResult {
