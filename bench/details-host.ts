@@ -11,8 +11,7 @@ async function main() {
   const host = await startHost({
     entry: DEFAULT_ENTRY,
     port: 0,
-    settings: process.env as Record<string, string>,
-    settingDefaults: { ...SCHEDULE_DEFAULTS },
+    settings: { ...SCHEDULE_DEFAULTS, ...process.env },
     timers: false,
     queuePollIntervalMs: { min: 20, max: 500 },
     logger: memoryLogger(),

@@ -43,8 +43,7 @@ async function main() {
   const host = await startHost({
     entry: DEFAULT_ENTRY,
     port: 0,
-    settings,
-    settingDefaults: { ...SCHEDULE_DEFAULTS },
+    settings: { ...SCHEDULE_DEFAULTS, ...settings },
     timers: false,
     queuePollIntervalMs: { min: 20, max: 500 },
     logger,

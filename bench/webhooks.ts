@@ -104,8 +104,7 @@ async function main() {
     port: 0,
     timers: false,
     queues: false,
-    settings,
-    settingDefaults: { ...SCHEDULE_DEFAULTS },
+    settings: { ...SCHEDULE_DEFAULTS, ...settings },
     logger: { log: () => undefined },
   });
   const direct = buildServices(loadConfig(settings)).fpx;

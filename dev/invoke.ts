@@ -1,21 +1,26 @@
-import { SCHEDULE_DEFAULTS } from '../lib/config';
 import { DEFAULT_ENTRY, PROJECT_ROOT } from './host/app-loader';
 import type { InvocationOutcome } from './host/invocation';
 import { consoleLogger, type HostLogger } from './host/logger';
 import { InputError } from './host/manual-input';
 import { HostRuntime, UnknownFunctionError } from './host/runtime';
-import { currentSettings, type Settings } from './host/settings';
+import { currentSettings, isUnset, type Settings } from './host/settings';
+import { describeFilled, fillLocalSettings, type LocalParts, runningStart } from './local-settings';
 
 /**
  * `npm run invoke -- <functionName> [--input <json>] [--entry <file>]`: loads the app in process with
  * the local host's machinery (no HTTP server, no timers, no queue polling), runs one function once
  * with the current settings and prints a one-line JSON summary as the last line.
  * Exit code 0: succeeded, 1: failed, 2: usage error (e.g. an unknown function name).
+ *
+ * Settings: the environment, then local.settings.json; while `npm start` runs, its Azurite, FPX sandbox,
+ * certificates and webhook secret where those name none (`.local/settings.json`); then the contract's
+ * schedules and `UseDevelopmentStorage=true`, put into the settings before the app loads.
  */
 
 export interface InvokeOptions {
   logger?: HostLogger;
-  settingDefaults?: Record<string, string>;
+  /** Parts of a running `npm start` to use where the settings name none (default: none). */
+  parts?: LocalParts;
 }
 
 export interface InvokeSummary {
@@ -41,12 +46,7 @@ export async function invokeFunction(
 ): Promise<InvocationOutcome> {
   const runtime = await HostRuntime.create({
     entry: entry ?? DEFAULT_ENTRY,
-    settings,
-    // The contract's defaults: schedules from lib/config, storage on the local emulator.
-    settingDefaults: options.settingDefaults ?? {
-      ...SCHEDULE_DEFAULTS,
-      AzureWebJobsStorage: 'UseDevelopmentStorage=true',
-    },
+    settings: invokeSettings(settings, options.parts),
     logger: options.logger ?? consoleLogger(),
     origin: 'http://127.0.0.1:7071',
     routePrefix: 'api',
@@ -60,7 +60,7 @@ export async function invokeFunction(
     },
   });
   try {
-    if (!runtime.find(name) && !runtime.problems.has(name)) {
+    if (!runtime.find(name) && !runtime.problem(name)) {
       throw new UnknownFunctionError(name, runtime.registeredNames);
     }
     await runtime.start();
@@ -68,6 +68,17 @@ export async function invokeFunction(
   } finally {
     await runtime.stop(30_000);
   }
+}
+
+/**
+ * The settings a run gets, filled in explicitly (the host adds no defaults): the given ones, the parts of a
+ * running `npm start` where they name none, the contract's schedules where unset, and storage on the local
+ * emulator when nothing else names one.
+ */
+export function invokeSettings(settings: Settings, parts: LocalParts = {}): Settings {
+  const filled = fillLocalSettings(settings, parts).settings;
+  if (isUnset(filled.AzureWebJobsStorage)) filled.AzureWebJobsStorage = 'UseDevelopmentStorage=true';
+  return filled;
 }
 
 export function summarize(outcome: InvocationOutcome): InvokeSummary {
@@ -139,8 +150,20 @@ async function main(argv: string[]): Promise<void> {
     process.exit(2);
   }
   const started = performance.now();
+  const running = runningStart();
   try {
-    const outcome = await invokeFunction(args.entry, args.name, args.input);
+    const settings = currentSettings(PROJECT_ROOT);
+    if (running) {
+      const lent = describeFilled(fillLocalSettings(settings, running.parts).filled);
+      if (lent.length) {
+        console.log(
+          `Using the ${lent.join(', ')} of npm start (pid ${running.start.pid}, .local/settings.json)`,
+        );
+      }
+    }
+    const outcome = await invokeFunction(args.entry, args.name, args.input, settings, {
+      parts: running?.parts,
+    });
     printLast(JSON.stringify(summarize(outcome)), outcome.outcome === 'Succeeded' ? 0 : 1);
   } catch (error) {
     if (error instanceof UnknownFunctionError || error instanceof InputError) {
@@ -150,6 +173,11 @@ async function main(argv: string[]): Promise<void> {
     // The app could not be loaded or the input did not fit the trigger: no invocation ran.
     const e = error as Error;
     process.stderr.write(`${e.stack ?? e.message}\n`);
+    if (!running) {
+      process.stderr.write(
+        'No npm start is running (no .local/settings.json): start it in another terminal to use its Azurite, FPX sandbox and certificates, or give the settings yourself.\n',
+      );
+    }
     const summary: InvokeSummary = {
       function: args.name,
       invocationId: null,

@@ -96,9 +96,12 @@ export async function startSmtpSink(options: SmtpSinkOptions = {}): Promise<Smtp
 function listen(server: SMTPServer, port: number, host: string): Promise<number> {
   return new Promise((resolve, reject) => {
     const onError = (error: Error) => reject(error);
+    // SMTPServer re-emits the listen error on itself: without a listener there it would crash the process.
     server.server.once('error', onError);
+    server.once('error', onError);
     server.listen(port, host, () => {
       server.server.off('error', onError);
+      server.off('error', onError);
       resolve((server.server.address() as AddressInfo).port);
     });
   });

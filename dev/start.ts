@@ -1,23 +1,40 @@
 /**
  * `npm start`: the whole system on one machine with no Azure account.
  * Starts Azurite (persistent under .local/azurite, or in memory with --in-memory), the FPX sandbox with
- * generated certificates, and the local Functions host with every function, then runs syncReferenceData once
- * (the CRM needs the reference data before its first 02:00 run). Settings that point elsewhere
- * (AzureWebJobsStorage, FPX_BASE_URL, certificate settings) replace the embedded parts.
+ * generated certificates, an SMTP sink and the local Functions host with every function. Settings that point
+ * elsewhere (AzureWebJobsStorage, FPX_BASE_URL, certificate settings, an email transport) replace the embedded
+ * parts. The settings it fills in itself (its parts, the contract's schedules) are put into the host's
+ * environment explicitly and printed; the host adds no defaults of its own.
+ * While it runs, `.local/settings.json` tells `npm run invoke` and `npm run webhook` where its parts are.
+ * With its own FPX sandbox it runs pollTenants, pollReferrals and syncReferenceData once at start-up, so the
+ * tables hold data before the first schedule; pointed at another FPX, nothing runs before its schedule.
  * Ctrl-C stops everything it started.
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { SCHEDULE_DEFAULTS } from '../lib/config';
 import { type AzuriteInstance, startAzurite } from './azurite';
 import { currentSettings, PROJECT_ROOT, type RunningHost, readHostJson, startHost } from './host/host';
+import { isUnset } from './host/settings';
+import {
+  fillLocalSettings,
+  LOCAL_DIR,
+  LOCAL_SETTINGS_FILE,
+  LOCAL_WEBHOOK_SECRET_FILE,
+  type LocalParts,
+  removeRunningStart,
+  wantsLocalFpx,
+  wantsLocalMail,
+  wantsLocalStorage,
+  writeRunningStart,
+} from './local-settings';
 import { type Sandbox, startSandbox } from './sandbox';
 import { type SmtpSink, startSmtpSink } from './smtp-sink';
 
-const LOCAL = path.join(PROJECT_ROOT, '.local');
 const AZURITE_PORTS = { blob: 10000, queue: 10001, table: 10002 };
+/** Run once at start-up against the embedded sandbox, so the tables hold data before the first schedule. */
+const FIRST_DATA = ['pollTenants', 'pollReferrals', 'syncReferenceData'] as const;
 
 const { values } = parseArgs({
   options: {
@@ -33,20 +50,37 @@ const { values } = parseArgs({
 
 /** The local webhook secret, made once and kept under .local so `npm run webhook` can sign with it. */
 function localWebhookSecret(): string {
-  const file = path.join(LOCAL, 'webhook-secret');
-  if (!existsSync(file)) {
-    mkdirSync(LOCAL, { recursive: true });
-    writeFileSync(file, `whsec_${randomBytes(32).toString('base64')}\n`, { mode: 0o600 });
+  if (!existsSync(LOCAL_WEBHOOK_SECRET_FILE)) {
+    mkdirSync(LOCAL_DIR, { recursive: true });
+    writeFileSync(LOCAL_WEBHOOK_SECRET_FILE, `whsec_${randomBytes(32).toString('base64')}\n`, {
+      mode: 0o600,
+    });
   }
-  return readFileSync(file, 'utf8').trim();
+  return readFileSync(LOCAL_WEBHOOK_SECRET_FILE, 'utf8').trim();
+}
+
+const relative = (file: string) => path.relative(PROJECT_ROOT, file) || file;
+
+/** How a filled-in setting is shown: secrets by where they come from, never their value. */
+function shown(name: string, value: string, azurite: AzuriteInstance | undefined): string {
+  if (name === 'AzureWebJobsStorage') {
+    return azurite
+      ? `Azurite connection string (blob ${azurite.ports.blob}, queue ${azurite.ports.queue}, table ${azurite.ports.table})`
+      : '(connection string)';
+  }
+  if (name === 'CRM_WEBHOOK_SECRET') return `the secret in ${relative(LOCAL_WEBHOOK_SECRET_FILE)}`;
+  return /^[A-Z_]+_PATH$/.test(name) ? relative(value) : value;
 }
 
 async function main(): Promise<void> {
-  const settings: Record<string, string | undefined> = { ...currentSettings(PROJECT_ROOT) };
+  const given = currentSettings(PROJECT_ROOT);
   const started: Array<{ name: string; stop: () => Promise<void> }> = [];
   const stopAll = async () => {
+    removeRunningStart();
     for (const part of started.reverse()) await part.stop().catch((e) => console.error(`${part.name}: ${e}`));
   };
+  // However this process ends, a settings file pointing at parts that are gone must not stay behind.
+  process.once('exit', () => removeRunningStart());
   let stopping = false;
   const onSignal = (signal: string) => {
     if (stopping) return;
@@ -58,10 +92,10 @@ async function main(): Promise<void> {
   process.once('SIGTERM', () => onSignal('SIGTERM'));
 
   try {
-    const storage = settings.AzureWebJobsStorage?.trim();
+    const parts: LocalParts = {};
     let azurite: AzuriteInstance | undefined;
-    if (!storage || /^UseDevelopmentStorage=true$/i.test(storage)) {
-      const location = values['in-memory'] ? undefined : path.join(LOCAL, 'azurite');
+    if (wantsLocalStorage(given)) {
+      const location = values['in-memory'] ? undefined : path.join(LOCAL_DIR, 'azurite');
       const ports = values['storage-ports'] === 'auto' ? undefined : AZURITE_PORTS;
       azurite = await startAzurite({ ports, location }).catch((error: Error) => {
         throw new Error(
@@ -69,40 +103,35 @@ async function main(): Promise<void> {
         );
       });
       started.push({ name: 'Azurite', stop: azurite.stop });
-      settings.AzureWebJobsStorage = azurite.connectionString;
+      parts.storage = azurite.connectionString;
     }
 
     let sandbox: Sandbox | undefined;
-    if (!settings.FPX_BASE_URL?.trim()) {
+    if (wantsLocalFpx(given)) {
       sandbox = await startSandbox({ port: Number(values['sandbox-port']) });
       started.push({ name: 'FPX sandbox', stop: () => sandbox?.close() ?? Promise.resolve() });
-      settings.FPX_BASE_URL = sandbox.url;
-      settings.FPX_CA_PATH ||= sandbox.certs.ca.path;
-      if (!settings.FPX_CERT_PATH?.trim() && !settings.FPX_CERT_KEYVAULT_URL?.trim()) {
-        settings.FPX_CERT_PATH = sandbox.certs.client.pemPath;
-      }
+      parts.fpx = {
+        url: sandbox.url,
+        caPath: sandbox.certs.ca.path,
+        clientCertPath: sandbox.certs.client.pemPath,
+      };
     }
-    settings.CRM_WEBHOOK_SECRET ||= localWebhookSecret();
+    if (isUnset(given.CRM_WEBHOOK_SECRET)) parts.webhookSecret = localWebhookSecret();
 
     // Alert emails go to a local SMTP sink (saved under .local/mail) unless an email transport is set.
     let mail: SmtpSink | undefined;
-    if (
-      ![settings.SMTP_URL, settings.ACS_EMAIL_ENDPOINT, settings.ACS_EMAIL_CONNECTION_STRING].some((v) =>
-        v?.trim(),
-      )
-    ) {
-      mail = await startSmtpSink({ port: Number(values['smtp-port']), dir: path.join(LOCAL, 'mail') });
+    if (wantsLocalMail(given)) {
+      mail = await startSmtpSink({ port: Number(values['smtp-port']), dir: path.join(LOCAL_DIR, 'mail') });
       started.push({ name: 'SMTP sink', stop: () => mail?.close() ?? Promise.resolve() });
-      settings.SMTP_URL = mail.url;
-      settings.ALERT_EMAIL_TO ||= 'fpx-alerts@fpx-connector.local';
-      settings.ALERT_EMAIL_FROM ||= 'fpx-crm-connector@fpx-connector.local';
+      parts.mail = { url: mail.url };
     }
 
+    // Everything npm start supplies goes into the settings here, in the open; the host adds nothing.
+    const { settings, filled } = fillLocalSettings(given, parts);
     const hostJson = readHostJson(PROJECT_ROOT);
     const host: RunningHost = await startHost({
       port: Number(values.port),
       settings,
-      settingDefaults: { ...SCHEDULE_DEFAULTS },
       routePrefix: hostJson.routePrefix,
       maxDequeueCount: hostJson.maxDequeueCount,
       visibilityTimeoutSeconds: hostJson.visibilityTimeoutSeconds,
@@ -110,6 +139,7 @@ async function main(): Promise<void> {
       newBatchThreshold: hostJson.newBatchThreshold,
     });
     started.push({ name: 'Functions host', stop: host.stop });
+    writeRunningStart(host.url, parts);
 
     console.log('');
     console.log(`Functions host   ${host.url}  (${host.functions.length} functions)`);
@@ -118,33 +148,60 @@ async function main(): Promise<void> {
         f.url ?? (f.schedule ? `timer ${f.schedule}` : f.queueName ? `queue ${f.queueName}` : f.trigger);
       console.log(`  ${f.name.padEnd(20)} ${where}`);
     }
+    for (const [name, error] of host.errors) {
+      console.log(`  ${name.padEnd(20)} IN ERROR, not registered: ${error.message}`);
+    }
     console.log(
       `Storage          ${azurite ? `Azurite (${values['in-memory'] ? 'in memory' : '.local/azurite'}), table port ${azurite.ports.table}, queue port ${azurite.ports.queue}` : 'AzureWebJobsStorage from your settings'}`,
     );
     console.log(`FPX              ${sandbox ? `sandbox ${sandbox.url}` : settings.FPX_BASE_URL}`);
     if (mail) console.log(`Mail             SMTP sink ${mail.url}, saved under .local/mail`);
     console.log('');
+    console.log('Settings npm start filled in (your environment and local.settings.json win):');
+    for (const name of filled) {
+      console.log(`  ${name.padEnd(26)} ${shown(name, settings[name] ?? '', azurite)}`);
+    }
+    console.log(
+      `Written to ${relative(LOCAL_SETTINGS_FILE)} while npm start runs: npm run invoke and npm run webhook use the same parts.`,
+    );
+    console.log('');
     console.log(`Try:  curl ${host.url}/api/health/details`);
     console.log('      npm run invoke -- health');
     console.log('      npm run webhook -- notes dev/examples/note.json   (a signed CRM webhook)');
     console.log('Ctrl-C stops everything.');
+    console.log('');
 
-    // The CRM needs the reference ids now, not at the next 02:00: run the timer once, without holding up
-    // start-up (a slow or unreachable FPX only delays this line).
-    console.log('syncReferenceData: running once at start-up (FPX reference lists into FpxReferenceData)…');
-    host.invoke('syncReferenceData').then(
-      (run) =>
-        console.log(
-          run.outcome === 'Succeeded'
-            ? `syncReferenceData ran once at start-up: Succeeded in ${run.durationMs} ms`
-            : `syncReferenceData ran once at start-up: Failed: ${run.error?.message ?? 'unknown error'}`,
-        ),
-      (error: Error) => console.error(`syncReferenceData could not run at start-up: ${error.message}`),
-    );
+    if (sandbox) runFirstData(host);
+    else {
+      console.log(
+        `FPX is ${settings.FPX_BASE_URL}: nothing runs before its schedule (POST ${host.url}/admin/functions/<name> or npm run invoke -- <name> runs one now).`,
+      );
+    }
   } catch (error) {
     console.error(`npm start failed: ${(error as Error).message}`);
     await stopAll();
     process.exit(1);
+  }
+}
+
+/**
+ * With the embedded sandbox, the syncs run once now rather than at their first schedule (up to a day away for
+ * the reference data), without holding up start-up: each reports when done.
+ */
+function runFirstData(host: RunningHost): void {
+  console.log(
+    `First data: running ${FIRST_DATA.join(', ')} once now against the FPX sandbox (then on their schedules)…`,
+  );
+  for (const name of FIRST_DATA) {
+    host.invoke(name).then(
+      (run) =>
+        console.log(
+          run.outcome === 'Succeeded'
+            ? `${name} ran once at start-up: Succeeded in ${run.durationMs} ms`
+            : `${name} ran once at start-up: Failed: ${run.error?.message ?? 'unknown error'}`,
+        ),
+      (error: Error) => console.error(`${name} could not run at start-up: ${error.message}`),
+    );
   }
 }
 

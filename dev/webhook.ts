@@ -5,8 +5,10 @@
  * `GET /api/crm/deliveries/<deliveryId>` in place of a body).
  *
  * The secret: CRM_WEBHOOK_SECRET from the environment or local.settings.json, else `.local/webhook-secret`
- * (which `npm start` generates). Every secret given (space separated) signs, as during a rotation.
- * The host: http://127.0.0.1:7071 unless `--url` or CRM_WEBHOOK_URL says otherwise.
+ * (which `npm start` generates), as `npm start` chooses it. Every secret given (space separated) signs, as
+ * during a rotation.
+ * The host: `--url`, else CRM_WEBHOOK_URL, else the host of the running `npm start` (`.local/settings.json`,
+ * whatever its port), else http://127.0.0.1:7071.
  */
 import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
@@ -16,6 +18,7 @@ import { Webhook } from 'standardwebhooks';
 import { deliveryStatusContent } from '../lib/crm/signature';
 import { PROJECT_ROOT } from './host/app-loader';
 import { currentSettings } from './host/settings';
+import { runningStart } from './local-settings';
 
 export const DEFAULT_HOST_URL = 'http://127.0.0.1:7071';
 const ENDPOINTS = ['notes', 'contacts', 'entitlements'] as const;
@@ -46,6 +49,12 @@ export function signedHeaders(
   };
 }
 
+/** CRM_WEBHOOK_URL, else the host of the running `npm start`, else http://127.0.0.1:7071. */
+export function localHostUrl(): string {
+  const url = process.env.CRM_WEBHOOK_URL?.trim() || runningStart()?.start.hostUrl || DEFAULT_HOST_URL;
+  return url.replace(/\/+$/, '');
+}
+
 export interface Answer {
   status: number;
   headers: Record<string, string>;
@@ -70,7 +79,7 @@ export async function sendWebhook(
     ...signedHeaders(options.secrets ?? localWebhookSecrets(), body, options.webhookId),
     ...(options.endUserToken ? { 'x-end-user-token': options.endUserToken } : {}),
   };
-  const response = await fetch(`${options.baseUrl ?? DEFAULT_HOST_URL}/api/crm/${endpoint}`, {
+  const response = await fetch(`${options.baseUrl ?? localHostUrl()}/api/crm/${endpoint}`, {
     method: 'POST',
     headers,
     body,
@@ -82,7 +91,7 @@ export async function sendWebhook(
 export async function getDelivery(deliveryId: string, options: SendOptions = {}): Promise<Answer> {
   const secrets = options.secrets ?? localWebhookSecrets();
   const headers = signedHeaders(secrets, deliveryStatusContent(deliveryId), options.webhookId);
-  const url = `${options.baseUrl ?? DEFAULT_HOST_URL}/api/crm/deliveries/${encodeURIComponent(deliveryId)}`;
+  const url = `${options.baseUrl ?? localHostUrl()}/api/crm/deliveries/${encodeURIComponent(deliveryId)}`;
   return answerOf(await fetch(url, { headers }));
 }
 
@@ -113,7 +122,7 @@ async function main(argv: string[]): Promise<number> {
     return 2;
   }
   const options: SendOptions = {
-    baseUrl: (values.url ?? process.env.CRM_WEBHOOK_URL ?? DEFAULT_HOST_URL).replace(/\/+$/, ''),
+    baseUrl: values.url?.replace(/\/+$/, '') ?? localHostUrl(),
     webhookId: values.id ?? `msg_${randomUUID()}`,
     endUserToken: values.token,
   };

@@ -1,13 +1,14 @@
-import { app, type InvocationContext } from '@azure/functions';
+import { app } from '@azure/functions';
 import { AlertLedger } from '../lib/alerts';
 import { CERT_ALERTS_TABLE, type CertExpiryCheckResult, checkCertificateExpiry } from '../lib/cert';
+import type { Log } from '../lib/log';
 import { safeErrorMessage } from '../lib/redact';
 import type { Services } from './services';
 
 /** Timer `%CERT_CHECK_SCHEDULE%` (daily 08:00 UTC): the certificate's days left, and the expiry alert due. */
 export async function runCertExpiryCheck(
   services: Services,
-  context: InvocationContext,
+  log: Log,
   now?: () => Date,
 ): Promise<CertExpiryCheckResult> {
   let result: CertExpiryCheckResult;
@@ -24,7 +25,7 @@ export async function runCertExpiryCheck(
     // quote URLs with SAS signatures).
     throw new Error(`The certificate expiry check failed: ${safeErrorMessage(error)}`);
   }
-  context.log(
+  log.log(
     `FPX certificate ${result.thumbprint}: ${result.daysLeft} days left (expires ${result.notAfter})` +
       (result.alert
         ? `; alert ${result.alert.key}: ${result.alert.outcome} via ${result.alert.transport}`

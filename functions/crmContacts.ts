@@ -1,5 +1,6 @@
 import { app } from '@azure/functions';
 import { crmDeps, handleWebhook } from '../lib/crm';
+import { adaptHttp } from './http-adapter';
 import type { Services } from './services';
 
 /** POST /api/crm/contacts: a signed CRM webhook creating a contact in FPX, or updating one (with contactId). */
@@ -9,6 +10,6 @@ export function registerCrmContacts(services: Services): void {
     route: 'crm/contacts',
     // The Standard Webhooks signature is the authentication (checked before anything else).
     authLevel: 'anonymous',
-    handler: (request, context) => handleWebhook(crmDeps(services), 'contacts', request, context),
+    handler: adaptHttp((request, log) => handleWebhook(crmDeps(services), 'contacts', request, log)),
   });
 }

@@ -1,5 +1,6 @@
 import { app } from '@azure/functions';
 import { crmDeps, deliveryStatus } from '../lib/crm';
+import { adaptHttp } from './http-adapter';
 import type { Services } from './services';
 
 /** GET /api/crm/deliveries/{id}: a delivery's state; signed by the CRM like a webhook, over `GET <path>` in place of a body. */
@@ -8,6 +9,6 @@ export function registerCrmDelivery(services: Services): void {
     methods: ['GET'],
     route: 'crm/deliveries/{id}',
     authLevel: 'anonymous',
-    handler: (request) => deliveryStatus(crmDeps(services), request, request.params.id ?? ''),
+    handler: adaptHttp((request) => deliveryStatus(crmDeps(services), request, request.params?.id ?? '')),
   });
 }

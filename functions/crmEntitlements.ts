@@ -1,5 +1,6 @@
 import { app } from '@azure/functions';
 import { crmDeps, handleWebhook } from '../lib/crm';
+import { adaptHttp } from './http-adapter';
 import type { Services } from './services';
 
 /** POST /api/crm/entitlements: a signed CRM webhook adding or updating an entitlement status record in FPX. */
@@ -9,6 +10,6 @@ export function registerCrmEntitlements(services: Services): void {
     route: 'crm/entitlements',
     // The Standard Webhooks signature is the authentication (checked before anything else).
     authLevel: 'anonymous',
-    handler: (request, context) => handleWebhook(crmDeps(services), 'entitlements', request, context),
+    handler: adaptHttp((request, log) => handleWebhook(crmDeps(services), 'entitlements', request, log)),
   });
 }

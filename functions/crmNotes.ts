@@ -1,5 +1,6 @@
 import { app } from '@azure/functions';
 import { crmDeps, handleWebhook } from '../lib/crm';
+import { adaptHttp } from './http-adapter';
 import type { Services } from './services';
 
 /** POST /api/crm/notes: a signed CRM webhook creating a note in FPX (lib/crm has the rules). */
@@ -9,6 +10,6 @@ export function registerCrmNotes(services: Services): void {
     route: 'crm/notes',
     // The Standard Webhooks signature is the authentication (checked before anything else).
     authLevel: 'anonymous',
-    handler: (request, context) => handleWebhook(crmDeps(services), 'notes', request, context),
+    handler: adaptHttp((request, log) => handleWebhook(crmDeps(services), 'notes', request, log)),
   });
 }

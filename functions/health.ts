@@ -1,5 +1,7 @@
-import { app, type HttpResponseInit } from '@azure/functions';
+import { app } from '@azure/functions';
 import { daysLeft, isExpired } from '../lib/cert';
+import type { PlainResponse } from '../lib/http';
+import { adaptHttp } from './http-adapter';
 import type { Services } from './services';
 
 const CHECK_TIMEOUT_MS = 5_000;
@@ -85,7 +87,7 @@ async function poisonQueueDepths(services: Services): Promise<Record<string, num
  * also the certificate's days left and thumbprint and the poison queues' depths. FPX's answer may be up to
  * 30 s old. Served to key holders only (GET /api/health/details, functions/healthDetails.ts).
  */
-export async function healthCheck(services: Services): Promise<HttpResponseInit> {
+export async function healthCheck(services: Services): Promise<PlainResponse> {
   const [storage, fpx, certificate, poisonQueues] = await Promise.all([
     check((abortSignal) => services.tableService.getProperties({ abortSignal })),
     fpxCheck(services),
@@ -105,7 +107,7 @@ const summaries = new WeakMap<Services, { at: number; ok: Promise<boolean> }>();
  * GET /api/health, anonymous: `{status}` only (200 ok, 503 unavailable), nothing about why. Storage, FPX and
  * the certificate are checked at most once per 30 s, whoever calls and however often.
  */
-export async function healthStatus(services: Services, now = Date.now()): Promise<HttpResponseInit> {
+export async function healthStatus(services: Services, now = Date.now()): Promise<PlainResponse> {
   let last = summaries.get(services);
   if (!last || now - last.at >= HEALTH_TTL_MS) {
     const ok = Promise.all([
@@ -126,6 +128,6 @@ export function registerHealth(services: Services): void {
     route: 'health',
     // For load balancers and uptime monitors; the details need the function key.
     authLevel: 'anonymous',
-    handler: () => healthStatus(services),
+    handler: adaptHttp(() => healthStatus(services)),
   });
 }

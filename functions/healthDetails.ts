@@ -1,5 +1,6 @@
 import { app } from '@azure/functions';
 import { healthCheck } from './health';
+import { adaptHttp } from './http-adapter';
 import type { Services } from './services';
 
 /**
@@ -11,6 +12,6 @@ export function registerHealthDetails(services: Services): void {
     methods: ['GET'],
     route: 'health/details',
     authLevel: 'function',
-    handler: () => healthCheck(services),
+    handler: adaptHttp(() => healthCheck(services)),
   });
 }

@@ -15,6 +15,10 @@ import { registerDeliverCrmRequest } from './deliverCrmRequest';
 import { registerHealth } from './health';
 import { registerHealthDetails } from './healthDetails';
 import { registerOpenApi } from './openapi';
+import { registerOpsPage } from './opsPage';
+import { registerOpsRequeue } from './opsRequeue';
+import { registerOpsRetryDelivery } from './opsRetryDelivery';
+import { registerOpsStatus } from './opsStatus';
 import { registerPollReferrals } from './pollReferrals';
 import { registerPollTenants } from './pollTenants';
 import { registerPurgeCrmDeliveries } from './purgeCrmDeliveries';
@@ -40,6 +44,10 @@ registerDeliverCrmRequest(services);
 registerOpenApi();
 registerPurgeCrmDeliveries(services);
 registerRecoverCrmDeliveries(services);
+registerOpsPage(services);
+registerOpsStatus(services);
+registerOpsRetryDelivery(services);
+registerOpsRequeue(services);
 
 // Webhook answers go out before their final record is written: let those writes land before the worker stops.
 app.hook.appTerminate(() => crmDeps(services).pending.drain());

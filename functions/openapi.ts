@@ -1,5 +1,6 @@
 import { app } from '@azure/functions';
 import { openApiDocument } from '../lib/crm';
+import { adaptHttp } from './http-adapter';
 
 /** GET /api/openapi.json: the OpenAPI 3.1 document of the CRM endpoints, generated from their zod schemas. */
 export function registerOpenApi(): void {
@@ -7,6 +8,6 @@ export function registerOpenApi(): void {
     methods: ['GET'],
     route: 'openapi.json',
     authLevel: 'anonymous',
-    handler: () => ({ status: 200, jsonBody: openApiDocument() }),
+    handler: adaptHttp(() => ({ status: 200, jsonBody: openApiDocument() })),
   });
 }

@@ -3,6 +3,7 @@ import { safeErrorMessage } from '../lib/redact';
 import {
   DETAILS_RUNS_TABLE,
   recordTenantOutcome,
+  SYNC_RUNS_TABLE,
   syncTenantDetailsExclusively,
   TABLES,
   TENANT_DETAILS_QUEUE,
@@ -23,6 +24,7 @@ export function registerSyncTenantDetails(services: Services): void {
       const message = tenantDetailsMessage.parse(input);
       const state = services.table(TABLES.syncState);
       const runs = services.table(DETAILS_RUNS_TABLE);
+      const history = services.table(SYNC_RUNS_TABLE);
       const lastAttempt = Number(context.triggerMetadata?.dequeueCount ?? 1) >= MAX_DEQUEUE_COUNT;
       let outcome: Awaited<ReturnType<typeof syncTenantDetailsExclusively>>;
       try {
@@ -40,11 +42,13 @@ export function registerSyncTenantDetails(services: Services): void {
       } catch (error) {
         // Only the last attempt counts as failed: the host retries the others, then moves it to poison.
         if (lastAttempt) {
-          await recordTenantOutcome(state, runs, {
-            runId: message.runId,
-            tenantId: message.tenantId,
-            error,
-          }).catch((recordError: unknown) =>
+          await recordTenantOutcome(
+            state,
+            runs,
+            { runId: message.runId, tenantId: message.tenantId, error },
+            undefined,
+            history,
+          ).catch((recordError: unknown) =>
             context.error(`could not record the failure in FpxSyncState: ${safeErrorMessage(recordError)}`),
           );
         }
@@ -54,7 +58,13 @@ export function registerSyncTenantDetails(services: Services): void {
       if (!('result' in outcome)) return outcome;
       // The tenant is in step; recording it is a step of its own, so its failure never marks the tenant failed.
       const { result } = outcome;
-      await recordTenantOutcome(state, runs, { runId: message.runId, tenantId: message.tenantId, result });
+      await recordTenantOutcome(
+        state,
+        runs,
+        { runId: message.runId, tenantId: message.tenantId, result },
+        undefined,
+        history,
+      );
       return result;
     },
   });

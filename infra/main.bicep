@@ -212,7 +212,7 @@ module api 'app/api.bicep' = {
     instanceMemoryMB: instanceMemoryMB
     virtualNetworkSubnetId: restrictNetwork ? network!.outputs.subnetId : ''
     appSettings: {
-      // lib/config reads these; names and defaults are the contract's (ARCHITECTURE.md, "Settings").
+      // lib/config reads these; names and defaults are the contract's (docs/contract.md, "Settings").
       FPX_BASE_URL: empty(fpxBaseUrl) ? fpxBaseUrls[fpxEnvironment] : fpxBaseUrl
       FPX_CERT_KEYVAULT_URL: keyVault.outputs.uri
       FPX_CERT_NAME: fpxCertName

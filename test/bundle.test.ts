@@ -24,7 +24,7 @@ type ContractTrigger =
   | { type: 'queueTrigger'; queueName: string }
   | { type: 'httpTrigger'; methods: string[]; route: string };
 
-/** ../shared/ARCHITECTURE.md, "Functions". */
+/** docs/contract.md, "Functions". */
 const CONTRACT: Record<string, ContractTrigger> = {
   pollReferrals: { type: 'timerTrigger', schedule: '%POLL_REFERRALS_SCHEDULE%' },
   pollTenants: { type: 'timerTrigger', schedule: '%POLL_TENANTS_SCHEDULE%' },
@@ -39,11 +39,16 @@ const CONTRACT: Record<string, ContractTrigger> = {
   health: { type: 'httpTrigger', methods: ['GET'], route: 'health' },
   // Hardening issue, item 8: the full health checks, behind the function key (README "Health").
   healthDetails: { type: 'httpTrigger', methods: ['GET'], route: 'health/details' },
-  // Added beyond ARCHITECTURE.md's table (README "Functions"): the webhooks' OpenAPI document and the
+  // Added beyond the first contract (docs/contract.md "Functions"): the webhooks' OpenAPI document and the
   // daily purge of finished deliveries past their 7-day retention.
   openapi: { type: 'httpTrigger', methods: ['GET'], route: 'openapi.json' },
   purgeCrmDeliveries: { type: 'timerTrigger', schedule: '0 30 3 * * *' },
   recoverCrmDeliveries: { type: 'timerTrigger', schedule: '0 */5 * * * *' },
+  // The operations page issue: the page, its facts as JSON, and its two repairs.
+  opsPage: { type: 'httpTrigger', methods: ['GET'], route: 'ops' },
+  opsStatus: { type: 'httpTrigger', methods: ['GET'], route: 'ops/status' },
+  opsRetryDelivery: { type: 'httpTrigger', methods: ['POST'], route: 'ops/deliveries/{id}/retry' },
+  opsRequeue: { type: 'httpTrigger', methods: ['POST'], route: 'ops/queues/{queue}/requeue' },
 };
 
 /** The trigger as registered, in the contract's terms (unresolved `%SETTING%` references kept). */
@@ -137,7 +142,7 @@ describe('registrations of the bundle', () => {
 
   test('include nothing outside the contract', () => {
     const outside = [...fromBundle.functions.keys()].filter((name) => !(name in CONTRACT));
-    // A new function is a contract change: add it to ARCHITECTURE.md "Functions", the README and CONTRACT above.
+    // A new function is a contract change: add it to docs/contract.md "Functions", the README and CONTRACT above.
     expect(outside, 'registered but not in the contract').toEqual([]);
   });
 

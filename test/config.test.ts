@@ -1,4 +1,4 @@
-import { HttpRequest, InvocationContext } from '@azure/functions';
+import { InvocationContext } from '@azure/functions';
 import { describe, expect, inject, test } from 'vitest';
 import { buildServices } from '../functions/services';
 import { createAlertSender, LogAlertSender } from '../lib/alerts';
@@ -184,12 +184,12 @@ describe('unresolved Key Vault references', () => {
     const answer = await handleWebhook(
       crmDeps(services),
       'notes',
-      new HttpRequest({
+      {
         method: 'POST',
-        url: 'http://127.0.0.1:7071/api/crm/notes',
+        path: '/api/crm/notes',
         headers: { 'content-type': 'application/json' },
-        body: { string: '{}' },
-      }),
+        body: Buffer.from('{}'),
+      },
       new InvocationContext({ functionName: 'crmNotes' }),
     );
     expect(answer).toMatchObject({

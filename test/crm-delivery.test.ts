@@ -10,8 +10,8 @@ import { unpackJson } from '../lib/crm/blob';
 import {
   bodyOf,
   crmFixture,
-  loggedContext,
   noteCreates,
+  recordingLog,
   runWorker,
   storedNotes,
   TENANT,
@@ -34,7 +34,7 @@ async function post(
   webhookId = `msg_${randomUUID()}`,
 ) {
   const request = webhookRequest('notes', JSON.stringify(body), { secrets, webhookId });
-  const answer = await handleWebhook(deps, 'notes', request, loggedContext().context);
+  const answer = await handleWebhook(deps, 'notes', request, recordingLog().log);
   return { status: answer.status, body: bodyOf(answer), deliveryId: deliveryIdFor(webhookId) };
 }
 
@@ -133,7 +133,7 @@ test('a create whose answer was lost is found in FPX, not created again', async 
       }),
       { secrets: fx.secrets, webhookId: contactId },
     ),
-    loggedContext().context,
+    recordingLog().log,
   );
   expect(contact.status).toBe(202);
 
@@ -180,7 +180,7 @@ test('an entitlement record added (no serviceIntentId) whose answer was lost is 
     fx.deps,
     'entitlements',
     webhookRequest('entitlements', JSON.stringify(body), { secrets: fx.secrets, webhookId }),
-    loggedContext().context,
+    recordingLog().log,
   );
   expect(answer.status).toBe(202);
   // Sent again, FPX would refuse it (L1 statuses are unique per service): it must be looked for instead.
@@ -206,7 +206,7 @@ test('an instance that dies after FPX took the note but before recording it: rec
   const note = await post(dying, fx.secrets, { tenantId: TENANT, text, noteCategoryId: 2 });
   expect(note.status).toBe(200);
   expect((await fx.deps.store.get(note.deliveryId))?.status).toBe('processing');
-  const quiet = loggedContext().context;
+  const quiet = recordingLog().log;
 
   // While the lease lasts the attempt may still be running: recovery leaves it alone.
   expect(await recoverStalled(fx.deps, quiet)).toBe(0);
@@ -245,7 +245,7 @@ test('recovery leaves recorded and queued deliveries alone, and a webhook queues
     sandbox.setOutage(false);
   }
   await new Promise((resolve) => setTimeout(resolve, 1_100));
-  expect(await recoverStalled(fx.deps, loggedContext().context)).toBe(0);
+  expect(await recoverStalled(fx.deps, recordingLog().log)).toBe(0);
   // Only the queued delivery's retry is on the queue.
   const { approximateMessagesCount } = await fx.deps.queue.main.getProperties();
   expect(approximateMessagesCount).toBe(1);

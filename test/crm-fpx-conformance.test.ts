@@ -23,8 +23,8 @@ import {
   type CrmFixture,
   crmFixture,
   deliveryStatusRequest,
-  loggedContext,
   noteCreates,
+  recordingLog,
   storedNotes,
   TENANT,
   webhookRequest,
@@ -52,9 +52,9 @@ async function post(
   headers: Record<string, string> = {},
 ) {
   const webhookId = `msg_${randomUUID()}`;
-  const { context, lines } = loggedContext();
+  const { log, lines } = recordingLog();
   const request = webhookRequest(endpoint, JSON.stringify(body), { secrets: fx.secrets, webhookId, headers });
-  const answer = await handleWebhook(fx.deps, endpoint, request, context);
+  const answer = await handleWebhook(fx.deps, endpoint, request, log);
   return { status: answer.status, body: bodyOf(answer), deliveryId: deliveryIdFor(webhookId), lines };
 }
 

@@ -1,8 +1,9 @@
 /**
  * Issue 14, the CRM side: no delivery stranded `queued` by a lost message, poison queues alerted once per
  * incident, updates never applied out of order (`superseded`), bodies read no further than the limit, the
- * status request bound to its path, and errors redacted before they reach a log. Real handlers through the
- * Functions library's HttpRequest, Azurite, the sandbox over mutual TLS; time moves by the injected clock.
+ * status request bound to its path, and errors redacted before they reach a log. lib's handlers on plain
+ * requests (the bounded bodies also end to end, through the Functions library's HttpRequest and
+ * functions/http-adapter.ts), Azurite, the sandbox over mutual TLS; time moves by the injected clock.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { HttpRequest } from '@azure/functions';
@@ -26,17 +27,22 @@ import {
   recoverStalled,
   type WebhookEndpoint,
 } from '../lib/crm';
+import type { PlainRequest } from '../lib/http';
 import { queueClient, tableClient } from '../lib/storage';
 import {
   bodyOf,
   type CrmFixture,
   crmFixture,
+  deliveryStatusFunction,
+  deliveryStatusHttpRequest,
   deliveryStatusRequest,
   headerOf,
   loggedContext,
+  recordingLog,
   runWorker,
   storedNotes,
   TENANT,
+  webhookFunction,
   webhookRequest,
 } from './crm-support';
 
@@ -69,7 +75,7 @@ async function post(
     webhookId,
     at: options.at,
   });
-  const answer = await handleWebhook(fx.deps, endpoint, request, loggedContext().context);
+  const answer = await handleWebhook(fx.deps, endpoint, request, recordingLog().log);
   await fx.deps.pending.drain();
   return {
     answer,
@@ -117,15 +123,15 @@ describe('1. no stranded queued delivery', () => {
     // The host's own retries failed (storage or identity down before the lease): the message is in poison.
     await fx.deps.queue.main.clearMessages();
     await fx.deps.queue.poison({ deliveryId: queued.deliveryId });
-    const quiet = loggedContext().context;
+    const quiet = recordingLog().log;
 
     advance(5 * MINUTE);
     expect(await recoverStalled(fx.deps, quiet)).toBe(0);
     expect(await runWorker(fx.deps)).toEqual([]);
 
     advance(6 * MINUTE);
-    const { context, lines } = loggedContext();
-    expect(await recoverStalled(fx.deps, context)).toBe(1);
+    const { log, lines } = recordingLog();
+    expect(await recoverStalled(fx.deps, log)).toBe(1);
     expect(lines.join('\n')).toContain('long overdue');
     // Its new message waits on the queue: the next run does not queue it a second time.
     advance(5 * MINUTE);
@@ -164,10 +170,10 @@ describe('1. no stranded queued delivery', () => {
       alerts: sender,
       now: () => now,
     };
-    const { context, lines } = loggedContext('recoverCrmDeliveries');
+    const { log, lines } = recordingLog();
     const check = async () => {
       now += 5 * MINUTE;
-      return alertPoisonQueues(watch, context);
+      return alertPoisonQueues(watch, log);
     };
 
     // Queues not created yet hold nothing: no alert.
@@ -301,7 +307,7 @@ describe('2. updates never go backwards', () => {
     await fx.deps.queue.schedule(older.deliveryId, 0);
     expect(await runWorker(fx.deps)).toEqual(['skipped']);
     advance(60 * MINUTE);
-    expect(await recoverStalled(fx.deps, loggedContext().context)).toBe(0);
+    expect(await recoverStalled(fx.deps, recordingLog().log)).toBe(0);
 
     // A newer update still goes through; superseded counts as finished for the purge.
     const newest = await post(fx, 'contacts', contactBody(contactId, 'Newest'), {
@@ -391,41 +397,72 @@ describe('6. bounded bodies', () => {
   }
   const randomSecret = () => `whsec_${randomBytes(32).toString('base64')}`;
 
+  /** The same body as lib takes it: a plain request whose body is read as it is iterated. */
+  function plainStreamedRequest(total: number, headers: Record<string, string>) {
+    const counter = { pulled: 0 };
+    async function* body() {
+      const chunk = new Uint8Array(64 * 1024).fill(0x20);
+      while (counter.pulled < total) {
+        counter.pulled += chunk.byteLength;
+        yield chunk;
+      }
+    }
+    const request: PlainRequest = {
+      method: 'POST',
+      path: '/api/crm/notes',
+      headers: { 'content-type': 'application/json', ...signedHeaders([randomSecret()], ''), ...headers },
+      body: body(),
+    };
+    return { request, counter };
+  }
+
   test('a webhook body is read no further than 5 MiB, whatever Content-Length says or without one: 413', async () => {
     const fx = crmFixture(connection, sandbox);
+    // End to end: the function as registered, the library's request with a streamed body (the adapter
+    // passes the stream through; lib reads it up to the limit and stops).
+    const crmNotes = webhookFunction(fx.deps, 'notes');
     for (const headers of [{ 'content-length': '100' }, {}] as Record<string, string>[]) {
       const { stream, counter } = streamedBody(64 * 1024 * 1024);
-      const answer = await handleWebhook(
-        fx.deps,
-        'notes',
-        streamedRequest(stream, headers),
-        loggedContext().context,
-      );
+      const answer = await crmNotes(streamedRequest(stream, headers), loggedContext().context);
       expect(answer.status).toBe(413);
       expect(bodyOf(answer)).toEqual({ message: expect.stringContaining('5 MiB') });
       expect(counter.pulled).toBeLessThanOrEqual(MAX_BODY_BYTES + 4 * 64 * 1024);
     }
     // Exactly at the limit is not too large (it goes on to the signature check).
     const { stream } = streamedBody(MAX_BODY_BYTES);
-    const answer = await handleWebhook(
-      fx.deps,
-      'notes',
-      streamedRequest(stream, {}),
-      loggedContext().context,
-    );
-    expect(answer.status).toBe(401);
+    expect((await crmNotes(streamedRequest(stream, {}), loggedContext().context)).status).toBe(401);
+
+    // lib alone, with a plain request whose body is an async iterable: the same bound.
+    for (const headers of [{ 'content-length': '100' }, {}] as Record<string, string>[]) {
+      const { request, counter } = plainStreamedRequest(64 * 1024 * 1024, headers);
+      const answer = await handleWebhook(fx.deps, 'notes', request, recordingLog().log);
+      expect(answer.status).toBe(413);
+      expect(bodyOf(answer)).toEqual({ message: expect.stringContaining('5 MiB') });
+      expect(counter.pulled).toBeLessThanOrEqual(MAX_BODY_BYTES + 64 * 1024);
+    }
+    const atLimit = plainStreamedRequest(MAX_BODY_BYTES, {}).request;
+    expect((await handleWebhook(fx.deps, 'notes', atLimit, recordingLog().log)).status).toBe(401);
   });
 
   test('GET /api/crm/deliveries/{id} refuses a body', async () => {
     const fx = crmFixture(connection, sandbox);
     const id = randomUUID();
+    const crmDelivery = deliveryStatusFunction(fx.deps);
+    const { context } = loggedContext('crmDelivery');
     for (const headers of [{ 'content-length': '12' }, { 'transfer-encoding': 'chunked' }] as Record<
       string,
       string
     >[]) {
-      const answer = await deliveryStatus(fx.deps, deliveryStatusRequest(id, fx.secrets, { headers }), id);
+      // End to end (the library's request, through the adapter) and lib alone (a plain request).
+      const answer = await crmDelivery(deliveryStatusHttpRequest(id, fx.secrets, { headers }), context);
       expect(answer.status).toBe(413);
+      const plain = await deliveryStatus(fx.deps, deliveryStatusRequest(id, fx.secrets, { headers }), id);
+      expect(plain.status).toBe(413);
     }
+    // A body announced by neither header is still found: reading its first byte passes the limit of 0.
+    const withBody = { ...deliveryStatusRequest(id, fx.secrets), body: Buffer.from('{}') };
+    expect((await deliveryStatus(fx.deps, withBody, id)).status).toBe(413);
+    expect((await crmDelivery(deliveryStatusHttpRequest(id, fx.secrets), context)).status).toBe(404);
     expect((await deliveryStatus(fx.deps, deliveryStatusRequest(id, fx.secrets), id)).status).toBe(404);
   });
 });
@@ -455,24 +492,25 @@ describe('7. the status request is bound to its path', () => {
     const refused = await deliveryStatus(fx.deps, borrowed, second.deliveryId);
     expect(refused.status).toBe(401);
     // Signed over an empty body (the old form) opens nothing either.
-    const unbound = new HttpRequest({
+    const unbound: PlainRequest = {
       method: 'GET',
-      url: `http://127.0.0.1:7071/api/crm/deliveries/${first.deliveryId}`,
+      path: `/api/crm/deliveries/${first.deliveryId}`,
       headers: signedHeaders(fx.secrets, ''),
-    });
+      body: null,
+    };
     expect((await deliveryStatus(fx.deps, unbound, first.deliveryId)).status).toBe(401);
   });
 });
 
 describe('12. errors are redacted before they reach a log', () => {
   test('the final record that cannot be written, and the alert that cannot be sent, log no secret', async () => {
-    const { context, lines } = loggedContext();
+    const { log, lines } = recordingLog();
     const pending = new PendingWrites([0, 0]);
     pending.start(
       randomUUID(),
       () =>
         Promise.reject(new Error('PUT https://acct.table.core.windows.net/x?sig=c2lnbmF0dXJl&se=1 failed')),
-      context,
+      log,
     );
     await pending.drain();
     expect(lines.join('\n')).toContain('could not be written');

@@ -29,8 +29,8 @@ beforeAll(async () => {
     timers: false,
     logger: log,
     queuePollIntervalMs: { min: 50, max: 250 },
-    settingDefaults: { ...SCHEDULE_DEFAULTS },
     settings: {
+      ...SCHEDULE_DEFAULTS,
       AzureWebJobsStorage: azurite.connectionString,
       FPX_BASE_URL: sandbox.url,
       FPX_CERT_PATH: sandbox.certs.client.pemPath,

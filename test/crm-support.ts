@@ -4,22 +4,27 @@ import { HttpRequest, type HttpResponseInit, InvocationContext } from '@azure/fu
 import { decodeBase64Message } from '../dev/host/queue-message';
 import type { Sandbox } from '../dev/sandbox';
 import { signedHeaders } from '../dev/webhook';
+import { adaptHttp, type FunctionsHttpHandler } from '../functions/http-adapter';
 import { buildServices } from '../functions/services';
 import { LogAlertSender } from '../lib/alerts';
 import { loadConfig } from '../lib/config';
 import {
   type CrmDeps,
-  type CrmLog,
   DEFAULT_POLICY,
   type DeliveryPolicy,
   DeliveryQueue,
   DeliveryStore,
   deliverQueuedRequest,
+  deliveryStatus,
   deliveryStatusContent,
+  handleWebhook,
   PendingWrites,
+  type WebhookEndpoint,
   type WorkerOutcome,
   webhookKeys,
 } from '../lib/crm';
+import type { PlainRequest, PlainResponse } from '../lib/http';
+import type { Log } from '../lib/log';
 import { queueClient, tableClient } from '../lib/storage';
 
 export const TENANT = '9d4c6f56-7db9-4236-9957-ce225e3583be';
@@ -79,34 +84,109 @@ export interface WebhookOptions {
   at?: Date;
 }
 
-/** A signed webhook as the Functions library hands it to the handler. */
-export function webhookRequest(path: string, body: string | Buffer, options: WebhookOptions): HttpRequest {
+/** The headers of a signed webhook, `headers` last (they override). */
+function webhookHeaders(body: string | Buffer, options: WebhookOptions): Record<string, string> {
   const text = typeof body === 'string' ? body : body.toString('utf8');
+  return {
+    'content-type': 'application/json',
+    ...signedHeaders(options.secrets, text, options.webhookId ?? `msg_${randomUUID()}`, options.at),
+    ...options.headers,
+  };
+}
+
+/** Header names in lower case, as PlainRequest has them. */
+const lowerCased = (headers: Record<string, string>) =>
+  Object.fromEntries(Object.entries(headers).map(([name, value]) => [name.toLowerCase(), value]));
+
+/** A signed webhook as lib's handlers take it. */
+export function webhookRequest(path: string, body: string | Buffer, options: WebhookOptions): PlainRequest {
+  return {
+    method: 'POST',
+    path: `/api/crm/${path}`,
+    headers: lowerCased(webhookHeaders(body, options)),
+    body: Buffer.from(body),
+  };
+}
+
+/** A signed webhook as the Functions library hands it to the function (for the end-to-end cases). */
+export function webhookHttpRequest(
+  path: string,
+  body: string | Buffer,
+  options: WebhookOptions,
+): HttpRequest {
   return new HttpRequest({
     method: 'POST',
     url: `http://127.0.0.1:7071/api/crm/${path}`,
-    headers: {
-      'content-type': 'application/json',
-      ...signedHeaders(options.secrets, text, options.webhookId ?? `msg_${randomUUID()}`, options.at),
-      ...options.headers,
-    },
+    headers: webhookHeaders(body, options),
     body: typeof body === 'string' ? { string: body } : { bytes: body },
   });
+}
+
+interface DeliveryStatusOptions {
+  signedFor?: string;
+  at?: Date;
+  headers?: Record<string, string>;
+}
+
+function deliveryStatusHeaders(
+  deliveryId: string,
+  secrets: readonly string[],
+  options: DeliveryStatusOptions,
+) {
+  const content = deliveryStatusContent(options.signedFor ?? deliveryId);
+  return { ...signedHeaders(secrets, content, `msg_${randomUUID()}`, options.at), ...options.headers };
 }
 
 /** `GET /api/crm/deliveries/<id>` signed as the CRM signs it: over the method and path, in place of a body. */
 export function deliveryStatusRequest(
   deliveryId: string,
   secrets: readonly string[],
-  options: { signedFor?: string; at?: Date; headers?: Record<string, string> } = {},
+  options: DeliveryStatusOptions = {},
+): PlainRequest {
+  return {
+    method: 'GET',
+    path: `/api/crm/deliveries/${deliveryId}`,
+    headers: lowerCased(deliveryStatusHeaders(deliveryId, secrets, options)),
+    body: null,
+    params: { id: deliveryId },
+  };
+}
+
+/** The same as the Functions library hands it to the function (for the end-to-end cases). */
+export function deliveryStatusHttpRequest(
+  deliveryId: string,
+  secrets: readonly string[],
+  options: DeliveryStatusOptions = {},
 ): HttpRequest {
-  const content = deliveryStatusContent(options.signedFor ?? deliveryId);
   return new HttpRequest({
     method: 'GET',
     url: `http://127.0.0.1:7071/api/crm/deliveries/${deliveryId}`,
-    headers: { ...signedHeaders(secrets, content, `msg_${randomUUID()}`, options.at), ...options.headers },
+    headers: deliveryStatusHeaders(deliveryId, secrets, options),
     params: { id: deliveryId },
   });
+}
+
+/**
+ * The webhook function as functions/ registers it (crmNotes, crmContacts, crmEntitlements), on the
+ * fixture's dependencies: the Functions library's HttpRequest and InvocationContext in, its answer out.
+ */
+export function webhookFunction(deps: CrmDeps, endpoint: WebhookEndpoint): FunctionsHttpHandler {
+  return adaptHttp((request, log) => handleWebhook(deps, endpoint, request, log));
+}
+
+/** crmDelivery as functions/ registers it, on the fixture's dependencies. */
+export function deliveryStatusFunction(deps: CrmDeps): FunctionsHttpHandler {
+  return adaptHttp((request) => deliveryStatus(deps, request, request.params?.id ?? ''));
+}
+
+/** A Log that keeps its lines. */
+export function recordingLog(): { log: Log; lines: string[] } {
+  const lines: string[] = [];
+  const line =
+    (level: string) =>
+    (...args: unknown[]) =>
+      lines.push(`${level}: ${args.map(String).join(' ')}`);
+  return { log: { log: line('information'), warn: line('warning'), error: line('error') }, lines };
 }
 
 export interface LoggedContext {
@@ -114,6 +194,7 @@ export interface LoggedContext {
   lines: string[];
 }
 
+/** The Functions library's InvocationContext, keeping its log lines (for the end-to-end cases). */
 export function loggedContext(functionName = 'crmNotes'): LoggedContext {
   const lines: string[] = [];
   const context = new InvocationContext({
@@ -123,11 +204,14 @@ export function loggedContext(functionName = 'crmNotes'): LoggedContext {
   return { context, lines };
 }
 
-export function bodyOf(answer: HttpResponseInit): Record<string, unknown> {
+/** An answer of lib's (PlainResponse) or of a function (HttpResponseInit, through the adapter). */
+type Answer = PlainResponse | HttpResponseInit;
+
+export function bodyOf(answer: Answer): Record<string, unknown> {
   return answer.jsonBody as Record<string, unknown>;
 }
 
-export function headerOf(answer: HttpResponseInit, name: string): string | undefined {
+export function headerOf(answer: Answer, name: string): string | undefined {
   const headers = (answer.headers ?? {}) as Record<string, string>;
   const key = Object.keys(headers).find((k) => k.toLowerCase() === name.toLowerCase());
   return key ? headers[key] : undefined;
@@ -168,7 +252,7 @@ export async function runWorker(deps: CrmDeps, lines: string[] = []): Promise<Wo
   const outcomes: WorkerOutcome[] = [];
   for (const message of received.receivedMessageItems) {
     const text = decodeBase64Message(message.messageText)?.toString('utf8') ?? message.messageText;
-    const log: CrmLog = {
+    const log: Log = {
       log: () => undefined,
       warn: () => undefined,
       error: (...args: unknown[]) => lines.push(args.join(' ')),

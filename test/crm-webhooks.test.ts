@@ -1,5 +1,6 @@
 /**
- * The webhook handlers through the Functions library's own HttpRequest/InvocationContext, against real
+ * The webhook functions end to end through the Functions library's own HttpRequest/InvocationContext and
+ * functions/http-adapter.ts (as crmNotes, crmContacts, crmEntitlements and crmDelivery register them), against real
  * Azurite and the FPX sandbox over mutual TLS: every answer of the contract's table, replay, concurrency,
  * secret rotation, the end-user token, and a crashed instance's claim taken over.
  */
@@ -10,8 +11,6 @@ import { type Sandbox, startSandbox } from '../dev/sandbox';
 import {
   type CrmOperation,
   deliveryIdFor,
-  deliveryStatus,
-  handleWebhook,
   MAX_BODY_BYTES,
   REPLAYED_HEADER,
   type WebhookEndpoint,
@@ -23,14 +22,16 @@ import {
   bodyOf,
   type CrmFixture,
   crmFixture,
-  deliveryStatusRequest,
+  deliveryStatusFunction,
+  deliveryStatusHttpRequest,
   headerOf,
   loggedContext,
   newSecret,
   noteCreates,
   storedNotes,
   TENANT,
-  webhookRequest,
+  webhookFunction,
+  webhookHttpRequest,
 } from './crm-support';
 
 let sandbox: Sandbox;
@@ -52,13 +53,16 @@ async function post(
   options: { webhookId?: string; headers?: Record<string, string>; secrets?: string[] } = {},
 ) {
   const { context, lines } = loggedContext();
-  const request = webhookRequest(endpoint, body, { secrets: options.secrets ?? fx.secrets, ...options });
-  const answer = await handleWebhook(fx.deps, endpoint, request, context);
+  const request = webhookHttpRequest(endpoint, body, { secrets: options.secrets ?? fx.secrets, ...options });
+  const answer = await webhookFunction(fx.deps, endpoint)(request, context);
   return { answer, body: bodyOf(answer), lines };
 }
 
 async function status(deliveryId: string, secrets = fx.secrets) {
-  const answer = await deliveryStatus(fx.deps, deliveryStatusRequest(deliveryId, secrets), deliveryId);
+  const answer = await deliveryStatusFunction(fx.deps)(
+    deliveryStatusHttpRequest(deliveryId, secrets),
+    loggedContext('crmDelivery').context,
+  );
   return { status: answer.status, body: bodyOf(answer) };
 }
 
@@ -327,9 +331,7 @@ describe('refused before anything happens', () => {
   test('401: missing, wrong, stale or future signature; nothing stored, no FPX call', async () => {
     const before = sandbox.requests.length;
     const body = note('unsigned');
-    const missing = await handleWebhook(
-      fx.deps,
-      'notes',
+    const missing = await webhookFunction(fx.deps, 'notes')(
       new HttpRequest({
         method: 'POST',
         url: 'http://x/api/crm/notes',
@@ -342,26 +344,26 @@ describe('refused before anything happens', () => {
     expect(bodyOf(missing)).toEqual({ message: expect.stringMatching(/Missing/) });
     const webhookId = `msg_${randomUUID()}`;
     expect((await post('notes', body, { webhookId, secrets: [newSecret()] })).answer.status).toBe(401);
-    const stale = webhookRequest('notes', body, {
+    const stale = webhookHttpRequest('notes', body, {
       secrets: fx.secrets,
       webhookId,
       at: new Date(Date.now() - 6 * 60_000),
     });
-    expect((await handleWebhook(fx.deps, 'notes', stale, loggedContext().context)).status).toBe(401);
-    const future = webhookRequest('notes', body, {
+    expect((await webhookFunction(fx.deps, 'notes')(stale, loggedContext().context)).status).toBe(401);
+    const future = webhookHttpRequest('notes', body, {
       secrets: fx.secrets,
       webhookId,
       at: new Date(Date.now() + 6 * 60_000),
     });
-    expect((await handleWebhook(fx.deps, 'notes', future, loggedContext().context)).status).toBe(401);
-    const tampered = webhookRequest('notes', body, { secrets: fx.secrets, webhookId });
+    expect((await webhookFunction(fx.deps, 'notes')(future, loggedContext().context)).status).toBe(401);
+    const tampered = webhookHttpRequest('notes', body, { secrets: fx.secrets, webhookId });
     const changed = new HttpRequest({
       method: 'POST',
       url: 'http://x/api/crm/notes',
       headers: Object.fromEntries(tampered.headers),
       body: { string: note('tampered') },
     });
-    expect((await handleWebhook(fx.deps, 'notes', changed, loggedContext().context)).status).toBe(401);
+    expect((await webhookFunction(fx.deps, 'notes')(changed, loggedContext().context)).status).toBe(401);
     expect(sandbox.requests.length).toBe(before);
     expect(await fx.deps.store.get(deliveryIdFor(webhookId))).toBeUndefined();
   });
@@ -370,8 +372,8 @@ describe('refused before anything happens', () => {
     const [oldSecret, newer] = [newSecret(), newSecret()];
     const rotating = crmFixture(connection, sandbox, {}, [oldSecret, newer]);
     for (const secrets of [[oldSecret], [newer], [newSecret(), newer]]) {
-      const request = webhookRequest('notes', note(`rotation ${randomUUID()}`), { secrets });
-      expect((await handleWebhook(rotating.deps, 'notes', request, loggedContext().context)).status).toBe(
+      const request = webhookHttpRequest('notes', note(`rotation ${randomUUID()}`), { secrets });
+      expect((await webhookFunction(rotating.deps, 'notes')(request, loggedContext().context)).status).toBe(
         200,
       );
     }
@@ -399,20 +401,17 @@ describe('refused before anything happens', () => {
     expect(xml.body).toEqual({ message: expect.any(String) });
 
     const unconfigured = { ...fx.deps, keys: [] };
-    const answer = await handleWebhook(
-      unconfigured,
-      'notes',
-      webhookRequest('notes', note('x'), { secrets: fx.secrets }),
+    const answer = await webhookFunction(unconfigured, 'notes')(
+      webhookHttpRequest('notes', note('x'), { secrets: fx.secrets }),
       loggedContext().context,
     );
     expect(answer.status).toBe(503);
   });
 
   test('the delivery endpoint: 401 unsigned, 404 unknown', async () => {
-    const unsigned = await deliveryStatus(
-      fx.deps,
-      new HttpRequest({ method: 'GET', url: 'http://x/api/crm/deliveries/x' }),
-      randomUUID(),
+    const unsigned = await deliveryStatusFunction(fx.deps)(
+      new HttpRequest({ method: 'GET', url: 'http://x/api/crm/deliveries/x', params: { id: randomUUID() } }),
+      loggedContext('crmDelivery').context,
     );
     expect(unsigned.status).toBe(401);
     expect((await status(randomUUID())).status).toBe(404);

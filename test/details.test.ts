@@ -236,8 +236,7 @@ describe('through the local host and the real queue', () => {
     host = await startHost({
       entry: DEFAULT_ENTRY,
       port: 0,
-      settings,
-      settingDefaults: { ...SCHEDULE_DEFAULTS },
+      settings: { ...SCHEDULE_DEFAULTS, ...settings },
       timers: false,
       queuePollIntervalMs: { min: 20, max: 200 },
       visibilityTimeoutSeconds: 0,

@@ -89,8 +89,8 @@ test('the local host serves /api/health to anyone and /api/health/details withou
     timers: false,
     queues: false,
     logger: memoryLogger(),
-    settingDefaults: { ...SCHEDULE_DEFAULTS },
     settings: {
+      ...SCHEDULE_DEFAULTS,
       AzureWebJobsStorage: inject('storageConnection'),
       FPX_BASE_URL: sandbox.url,
       FPX_CERT_PATH: sandbox.certs.client.pemPath,

@@ -94,22 +94,53 @@ describe('registrations', () => {
     expect(byName.getItem?.url).toBe(`${host.url}/api/items/{id:int}/{label?}`);
   });
 
-  test('an unresolvable setting stops start-up naming it; a default fills it in', async () => {
+  test('a function whose %SETTING% is unset is in error and not registered, naming the setting; the others run', async () => {
     const { HOST_TEST_SLOW_SCHEDULE: _unset, ...withoutSlow } = settings;
-    await expect(
-      startHost({ entry: ENTRY, port: 0, settings: withoutSlow, logger: memoryLogger() }),
-    ).rejects.toThrow(/Setting HOST_TEST_SLOW_SCHEDULE is missing: function slowTick/);
+    const logger = memoryLogger();
+    // No defaults in the host: an empty value is as unset as a missing one, as in Azure.
     const second = await startHost({
       entry: ENTRY,
-      http: false,
+      port: 0,
       timers: false,
       queues: false,
-      settings: withoutSlow,
-      settingDefaults: { HOST_TEST_SLOW_SCHEDULE: '0 0 0 1 1 *' },
-      logger: memoryLogger(),
+      settings: { ...withoutSlow, HOST_TEST_TICK_SCHEDULE: '' },
+      logger,
     });
-    expect(second.functions.find((f) => f.name === 'slowTick')?.schedule).toBe('0 0 0 1 1 *');
-    await second.stop();
+    try {
+      const names = second.functions.map((f) => f.name);
+      expect(names).not.toContain('slowTick');
+      expect(names).not.toContain('tick');
+      expect(names).toEqual(expect.arrayContaining(['teapot', 'getItem', 'queueOk']));
+      expect(second.errors.get('slowTick')?.message).toMatch(
+        /^Setting HOST_TEST_SLOW_SCHEDULE is missing: function slowTick uses it in its schedule "%HOST_TEST_SLOW_SCHEDULE%"/,
+      );
+      expect(second.errors.get('tick')?.message).toMatch(/Setting HOST_TEST_TICK_SCHEDULE is missing/);
+      expect(logger.entries).toContainEqual(
+        expect.objectContaining({
+          level: 'error',
+          message: expect.stringMatching(
+            /^The 'slowTick' function is in error and was not registered: Setting HOST_TEST_SLOW_SCHEDULE is missing/,
+          ),
+        }),
+      );
+      // The others run: HTTP, and a manual run; the one in error answers with its error.
+      expect((await fetch(`${second.url}/api/teapot`)).status).toBe(418);
+      await expect(second.invoke('slowTick')).rejects.toThrow(/Setting HOST_TEST_SLOW_SCHEDULE is missing/);
+      const admin = await fetch(`${second.url}/admin/functions/slowTick`, { method: 'POST', body: '{}' });
+      expect(admin.status).toBe(404);
+      expect(await admin.json()).toEqual({
+        message: expect.stringMatching(
+          /^Function slowTick is in error: Setting HOST_TEST_SLOW_SCHEDULE is missing/,
+        ),
+      });
+      const status = (await (await fetch(`${second.url}/admin/host/status`)).json()) as { errors?: string[] };
+      expect(status.errors).toEqual([
+        expect.stringMatching(/^tick: Setting HOST_TEST_TICK_SCHEDULE is missing/),
+        expect.stringMatching(/^slowTick: Setting HOST_TEST_SLOW_SCHEDULE is missing/),
+      ]);
+    } finally {
+      await second.stop();
+    }
     expect(records.hooks).toContain('appTerminate');
   });
 });

@@ -1,8 +1,12 @@
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, inject, test } from 'vitest';
 import { memoryLogger } from '../dev/host/logger';
-import { invokeFunction } from '../dev/invoke';
+import { invokeFunction, invokeSettings } from '../dev/invoke';
+import { fillLocalSettings, type LocalParts, runningStart } from '../dev/local-settings';
+import { SCHEDULE_DEFAULTS } from '../lib/config';
 
 const ROOT = path.join(__dirname, '..');
 const ENTRY = path.join(__dirname, 'fixtures', 'host-app', 'index.ts');
@@ -23,10 +27,14 @@ interface CliRun {
 
 /** `tsx dev/invoke.ts …` as `npm run invoke` runs it, in a child process. */
 function invokeCli(...args: string[]): Promise<CliRun> {
+  return invokeCliWith({}, ...args);
+}
+
+function invokeCliWith(env: Record<string, string>, ...args: string[]): Promise<CliRun> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--import', 'tsx', 'dev/invoke.ts', ...args], {
       cwd: ROOT,
-      env: { ...process.env, ...settings, FUNCTIONS_ENTRY: ENTRY },
+      env: { ...process.env, ...settings, FUNCTIONS_ENTRY: ENTRY, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';
@@ -92,6 +100,17 @@ describe.concurrent('npm run invoke', () => {
     expect(run.stderr).toContain('about to fail');
   });
 
+  test('a function whose %SETTING% is unset is in error: exit 1, the summary names the setting', async () => {
+    const run = await invokeCliWith({ HOST_TEST_SLOW_SCHEDULE: '' }, 'slowTick');
+    expect(run.code).toBe(1);
+    expect(run.summary).toMatchObject({
+      function: 'slowTick',
+      invocationId: null,
+      outcome: 'Failed',
+      error: expect.stringMatching(/^Setting HOST_TEST_SLOW_SCHEDULE is missing: function slowTick/),
+    });
+  });
+
   test('an unknown function: exit 2 listing the known ones', async () => {
     const run = await invokeCli('noSuchFunction');
     expect(run.code).toBe(2);
@@ -117,4 +136,72 @@ test('invokeFunction runs one function in process and reports the http answer', 
   expect(logger.entries.some((e) => e.message.startsWith("Executed 'Functions.teapot' (Succeeded"))).toBe(
     true,
   );
+});
+
+describe('the settings invoke runs with (filled in explicitly, the host adds none)', () => {
+  const parts: LocalParts = {
+    storage: 'UseAzurite',
+    fpx: { url: 'https://sandbox.local/api', caPath: '/ca.pem', clientCertPath: '/client.pem' },
+    mail: { url: 'smtp://127.0.0.1:2525' },
+    webhookSecret: 'whsec_local',
+  };
+
+  test("npm start's parts where the settings name none, then the contract's schedules", () => {
+    const { settings: filled, filled: names } = fillLocalSettings({ FPX_PAGE_SIZE: '7' }, parts);
+    expect(filled).toEqual({
+      FPX_PAGE_SIZE: '7',
+      AzureWebJobsStorage: 'UseAzurite',
+      FPX_BASE_URL: 'https://sandbox.local/api',
+      FPX_CA_PATH: '/ca.pem',
+      FPX_CERT_PATH: '/client.pem',
+      SMTP_URL: 'smtp://127.0.0.1:2525',
+      ALERT_EMAIL_TO: 'fpx-alerts@fpx-connector.local',
+      ALERT_EMAIL_FROM: 'fpx-crm-connector@fpx-connector.local',
+      CRM_WEBHOOK_SECRET: 'whsec_local',
+      ...SCHEDULE_DEFAULTS,
+    });
+    expect(names).toEqual(Object.keys(filled).slice(1));
+  });
+
+  test('settings that say otherwise win, part by part', () => {
+    const own = {
+      AzureWebJobsStorage: 'DefaultEndpointsProtocol=https;AccountName=real',
+      FPX_BASE_URL: 'https://fpx.example/api',
+      ACS_EMAIL_ENDPOINT: 'https://acs.example',
+      CRM_WEBHOOK_SECRET: 'whsec_mine',
+      POLL_TENANTS_SCHEDULE: '0 0 */2 * * *',
+    };
+    const { settings: filled } = fillLocalSettings(own, parts);
+    // Another FPX: none of the sandbox's settings (its CA would not trust that FPX); no sink beside ACS.
+    expect(filled).toEqual({ ...SCHEDULE_DEFAULTS, ...own });
+    // `UseDevelopmentStorage=true` and blank values mean the local parts; a Key Vault certificate keeps its own.
+    const local = fillLocalSettings(
+      {
+        AzureWebJobsStorage: 'UseDevelopmentStorage=true',
+        FPX_BASE_URL: ' ',
+        FPX_CERT_KEYVAULT_URL: 'https://kv',
+      },
+      parts,
+    ).settings;
+    expect(local).toMatchObject({
+      AzureWebJobsStorage: 'UseAzurite',
+      FPX_BASE_URL: 'https://sandbox.local/api',
+    });
+    expect(local.FPX_CERT_PATH).toBeUndefined();
+    // Without npm start: the local emulator.
+    expect(invokeSettings({}).AzureWebJobsStorage).toBe('UseDevelopmentStorage=true');
+  });
+
+  test('a settings file left by an npm start that is gone is ignored', () => {
+    const file = path.join(mkdtempSync(path.join(tmpdir(), 'local-settings-')), 'settings.json');
+    const write = (pid: number | undefined) =>
+      writeFileSync(file, JSON.stringify({ pid, hostUrl: 'http://127.0.0.1:7999', storage: 'UseAzurite' }));
+    write(process.pid);
+    expect(runningStart(file)).toMatchObject({
+      start: { hostUrl: 'http://127.0.0.1:7999' },
+      parts: { storage: 'UseAzurite' },
+    });
+    write(spawnSync(process.execPath, ['-e', '']).pid);
+    expect(runningStart(file)).toBeUndefined();
+  });
 });

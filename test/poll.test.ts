@@ -42,7 +42,8 @@ function deps(pageSize = 25) {
     let client = tables.get(name);
     if (!client) {
       client = tableClient(inject('storageConnection'), `${name}${suffix}`);
-      if (name !== 'FpxSyncState') {
+      // The run's own records (state, history) are not data writes.
+      if (name !== 'FpxSyncState' && name !== 'FpxSyncRuns') {
         client.pipeline.addPolicy(
           {
             name: 'countWrites',

@@ -22,10 +22,11 @@ export interface HostOptions {
   port?: number;
   /** Address to listen on (default 127.0.0.1). */
   hostname?: string;
-  /** App settings for `%NAME%` references and process.env (default process.env). */
+  /**
+   * App settings for `%NAME%` references and process.env (default process.env). The host adds no defaults:
+   * a function whose `%NAME%` is unset is in error and not registered, as in Azure.
+   */
   settings?: Settings;
-  /** Values for `%NAME%` references whose setting is unset (e.g. SCHEDULE_DEFAULTS). */
-  settingDefaults?: Record<string, string>;
   /** host.json extensions.http.routePrefix (default "api"). */
   routePrefix?: string;
   /** Queue polling interval, doubled while the queue is empty (default 100..2000 ms). */
@@ -56,6 +57,11 @@ export interface RunningHost {
   port: number;
   /** Every function the app registered and the host serves, in registration order. */
   functions: RegisteredFunctionInfo[];
+  /**
+   * Functions in error, by name: registered by the app but not served (e.g. a `%SETTING%` that is unset),
+   * with the error naming the cause. Empty when every function runs.
+   */
+  errors: ReadonlyMap<string, Error>;
   /** Runs one function now, as the admin endpoint does, and resolves with its outcome. */
   invoke(name: string, input?: unknown): Promise<InvocationOutcome>;
   stop(): Promise<void>;
@@ -78,7 +84,8 @@ function listen(
 /**
  * Starts the local Azure Functions host: loads the app entry with our `@azure/functions-core`,
  * runs appStart hooks, and serves exactly what the app registered (HTTP routes, timers, queues).
- * A `%SETTING%` that cannot be resolved stops start-up with an error naming the setting.
+ * A function with a `%SETTING%` that cannot be resolved is in error, as in Azure: it is not registered, an
+ * error naming the setting is logged (and kept in `errors`), and the other functions run.
  */
 export async function startHost(options: HostOptions = {}): Promise<RunningHost> {
   const logger = options.logger ?? consoleLogger();
@@ -89,7 +96,6 @@ export async function startHost(options: HostOptions = {}): Promise<RunningHost>
   const runtime = await HostRuntime.create({
     entry: options.entry ?? DEFAULT_ENTRY,
     settings: options.settings,
-    settingDefaults: options.settingDefaults,
     logger,
     origin: origin,
     routePrefix,
@@ -104,10 +110,9 @@ export async function startHost(options: HostOptions = {}): Promise<RunningHost>
     },
   });
   const stopTimeoutMs = options.stopTimeoutMs ?? 10_000;
-  const [firstProblem] = runtime.problems.values();
-  if (firstProblem) {
-    await runtime.stop(0);
-    throw firstProblem;
+  // As Azure: a function whose trigger cannot be resolved is in error and not registered; the others run.
+  for (const [name, error] of runtime.problems) {
+    hostLine(logger, 'error', `The '${name}' function is in error and was not registered: ${error.message}`);
   }
 
   try {
@@ -155,6 +160,7 @@ export async function startHost(options: HostOptions = {}): Promise<RunningHost>
     url,
     port,
     functions,
+    errors: new Map(runtime.problems),
     invoke: async (name, input) => (await runtime.invoke(name, input)).outcome,
     stop() {
       stopping ??= (async () => {

@@ -110,15 +110,26 @@ export function createHostServer(runtime: HostRuntime, routePrefix: string, orig
   async function handleAdmin(req: IncomingMessage, res: ServerResponse, pathname: string): Promise<void> {
     const method = (req.method ?? 'GET').toUpperCase();
     if (/^\/admin\/host\/status\/?$/i.test(pathname) && method === 'GET') {
-      return send(res, 200, { state: 'Running', functions: runtime.functions.length });
+      const errors = [...runtime.problems].map(([name, error]) => `${name}: ${error.message}`);
+      return send(res, 200, {
+        state: 'Running',
+        functions: runtime.functions.length,
+        ...(errors.length ? { errors } : {}),
+      });
     }
     if (/^\/admin\/functions\/?$/i.test(pathname) && method === 'GET') {
       return send(res, 200, runtime.functions);
     }
     const target = ADMIN_FUNCTION.exec(pathname);
     if (!target?.[1] || method !== 'POST') return send(res, 404);
-    const info = runtime.find(decodeURIComponent(target[1]));
-    if (!info) return send(res, 404, { message: `No function named ${target[1]}` });
+    const name = decodeURIComponent(target[1]);
+    const info = runtime.find(name);
+    if (!info) {
+      const inError = runtime.problem(name);
+      return send(res, 404, {
+        message: inError ? `Function ${name} is in error: ${inError.message}` : `No function named ${name}`,
+      });
+    }
     const text = (await readBody(req)).toString('utf8');
     let input: unknown;
     try {

@@ -18,8 +18,8 @@ import { TimerRunner } from './timers';
 
 export interface RuntimeOptions {
   entry?: string;
+  /** App settings for `%NAME%` references and process.env (default process.env); no defaults are added. */
   settings?: Settings;
-  settingDefaults?: Record<string, string>;
   logger: HostLogger;
   queue: QueueListenerOptions;
   /** Used to build URLs of manual HTTP runs. */
@@ -45,7 +45,10 @@ export class UnknownFunctionError extends Error {
  */
 export class HostRuntime {
   readonly functions: RegisteredFunctionInfo[] = [];
-  /** Functions whose triggers could not be resolved (a missing setting, a bad schedule). */
+  /**
+   * Functions in error, not registered, as Azure treats them: a trigger that could not be resolved (a missing
+   * `%SETTING%`, a bad schedule, a missing connection). The other functions run.
+   */
   readonly problems = new Map<string, Error>();
   readonly timers = new Map<string, TimerRunner>();
   readonly queueListeners: QueueListener[] = [];
@@ -64,7 +67,7 @@ export class HostRuntime {
   ) {
     this.#restoreEnv = restoreEnv;
     this.origin = options.origin;
-    this.sources = { settings: options.settings ?? process.env, defaults: options.settingDefaults };
+    this.sources = { settings: options.settings ?? process.env };
     this.invoker = new Invoker(app, options.logger, this.sources, this.#queues);
     for (const fn of app.functions.values()) {
       try {
@@ -128,6 +131,11 @@ export class HostRuntime {
     );
   }
 
+  /** Why function `name` is in error (not registered), if it is. */
+  problem(name: string): Error | undefined {
+    return [...this.problems].find(([n]) => n.toLowerCase() === name.toLowerCase())?.[1];
+  }
+
   /** Every registered name, including functions whose triggers could not be resolved. */
   get registeredNames(): string[] {
     return [...this.app.functions.keys()];
@@ -181,11 +189,8 @@ export class HostRuntime {
     reason = 'This function was programmatically called via the host APIs.',
   ): Promise<InvokerRun> {
     const info = this.find(name);
-    if (!info) {
-      const problem = [...this.problems.entries()].find(([n]) => n.toLowerCase() === name.toLowerCase());
-      if (problem) return Promise.reject(problem[1]);
-      return Promise.reject(new UnknownFunctionError(name, this.registeredNames));
-    }
+    if (!info)
+      return Promise.reject(this.problem(name) ?? new UnknownFunctionError(name, this.registeredNames));
     const timer = this.timers.get(info.name);
     if (timer) {
       const isPastDue =

@@ -3,7 +3,10 @@ import path from 'node:path';
 
 export type Settings = Record<string, string | undefined>;
 
-/** A `%NAME%` in a binding (or a connection) names an app setting that has no value. */
+/**
+ * A `%NAME%` in a binding (or a connection) names an app setting that has no value. As in Azure, the
+ * function is then in error and not registered; the host has no defaults of its own.
+ */
 export class SettingError extends Error {
   constructor(
     readonly setting: string,
@@ -17,13 +20,17 @@ export class SettingError extends Error {
 
 export interface SettingSources {
   settings: Settings;
-  defaults?: Record<string, string>;
 }
 
+/** A setting's value; unset and empty are both missing, as an empty app setting is in Azure. */
 export function settingValue(name: string, sources: SettingSources): string | undefined {
   const value = sources.settings[name];
-  if (value !== undefined && value !== '') return value;
-  return sources.defaults?.[name];
+  return value !== undefined && value !== '' ? value : undefined;
+}
+
+/** True when `value` is unset or blank. */
+export function isUnset(value: string | undefined): boolean {
+  return !value?.trim();
 }
 
 /**

@@ -1,5 +1,5 @@
-import type { HttpResponseInit } from '@azure/functions';
 import { z } from 'zod';
+import type { PlainResponse } from '../http';
 
 /**
  * Every answer the webhook endpoints give (the contract's table), as zod schemas: the handlers build
@@ -46,7 +46,7 @@ export const deliveryStatusAnswer = z.object({
 });
 
 type Json = Record<string, unknown>;
-const answer = (status: number, body: Json, headers?: Record<string, string>): HttpResponseInit => ({
+const answer = (status: number, body: Json, headers?: Record<string, string>): PlainResponse => ({
   status,
   jsonBody: body,
   headers,
@@ -65,6 +65,6 @@ export const failure = (status: 401 | 404 | 409 | 413 | 415 | 422 | 503, message
   answer(status, { message });
 
 /** The same answer again, marked as a replay of the first. */
-export function replayed(first: HttpResponseInit): HttpResponseInit {
-  return { ...first, headers: { ...(first.headers as Record<string, string>), [REPLAYED_HEADER]: 'true' } };
+export function replayed(first: PlainResponse): PlainResponse {
+  return { ...first, headers: { ...first.headers, [REPLAYED_HEADER]: 'true' } };
 }

@@ -1,7 +1,8 @@
+import type { Log } from '../log';
 import { stableUuid } from '../redact';
 import { MAX_BLOB_BYTES, packJson } from './blob';
 import { type Delivery, type DeliveryFields, DeliveryLeaseLost, RETENTION_DAYS } from './delivery-store';
-import type { CrmDeps, CrmLog } from './deps';
+import type { CrmDeps } from './deps';
 import { type AttemptOutcome, attemptDelivery } from './fpx-attempt';
 import type { WebhookInput } from './http-input';
 import type { CrmOperation, FieldErrors, WebhookEndpoint } from './payloads';
@@ -122,7 +123,7 @@ export async function recordFinal(
   deps: CrmDeps,
   delivery: Delivery,
   outcome: Extract<AttemptOutcome, { kind: 'delivered' | 'rejected' }>,
-  log: CrmLog,
+  log: Log,
   answerStatus?: 200 | 422,
 ): Promise<void> {
   const now = deps.now();
@@ -170,7 +171,7 @@ export async function recordSuperseded(
   deps: CrmDeps,
   delivery: Delivery,
   reason: string,
-  log: CrmLog,
+  log: Log,
   answerStatus?: 200,
 ): Promise<boolean> {
   const now = deps.now();
@@ -197,7 +198,7 @@ export async function recordRetry(
   delivery: Delivery,
   outcome: Extract<AttemptOutcome, { kind: 'unavailable' }>,
   delaySeconds: number,
-  log: CrmLog,
+  log: Log,
   answerStatus?: 202,
 ): Promise<void> {
   const now = deps.now();

@@ -1,5 +1,4 @@
 import type { TableClient } from '@azure/data-tables';
-import type { InvocationContext } from '@azure/functions';
 import type { QueueClient } from '@azure/storage-queue';
 import type { AlertSender } from '../alerts';
 import type { Config } from '../config';
@@ -47,8 +46,6 @@ export interface CrmDeps {
   policy: DeliveryPolicy;
   now: () => number;
 }
-
-export type CrmLog = Pick<InvocationContext, 'log' | 'warn' | 'error'>;
 
 /** The part of the composition root's services the CRM functions use. */
 export interface CrmServices {

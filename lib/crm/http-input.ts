@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { HttpRequest, HttpResponseInit } from '@azure/functions';
+import { header, type PlainRequest, type PlainResponse, readBoundedBody } from '../http';
 import { failure, invalid } from './answers';
 import { type CrmOperation, parsePayload, type WebhookEndpoint } from './payloads';
 import { verifyWebhookSignature } from './signature';
@@ -21,9 +21,9 @@ export interface WebhookInput {
   endUserToken?: string;
 }
 
-export type WebhookInputResult = { ok: true; input: WebhookInput } | { ok: false; answer: HttpResponseInit };
+export type WebhookInputResult = { ok: true; input: WebhookInput } | { ok: false; answer: PlainResponse };
 
-const refuse = (answer: HttpResponseInit): WebhookInputResult => ({ ok: false, answer });
+const refuse = (answer: PlainResponse): WebhookInputResult => ({ ok: false, answer });
 
 /**
  * Everything checked before a webhook may claim its id: a webhook secret is configured (else 503), the
@@ -31,7 +31,7 @@ const refuse = (answer: HttpResponseInit): WebhookInputResult => ({ ok: false, a
  * signature is verified; the body is read only up to the limit, so a huge one is neither held nor hashed.
  */
 export async function readWebhookRequest(
-  request: HttpRequest,
+  request: PlainRequest,
   endpoint: WebhookEndpoint,
   keys: readonly Buffer[],
   nowMs: number,
@@ -39,9 +39,9 @@ export async function readWebhookRequest(
   if (keys.length === 0) {
     return refuse(failure(503, 'Webhooks are refused: no CRM_WEBHOOK_SECRET is configured'));
   }
-  const declared = Number(request.headers.get('content-length') ?? 0);
+  const declared = Number(header(request, 'content-length') ?? 0);
   if (declared > MAX_BODY_BYTES) return refuse(tooLarge());
-  const body = await readBoundedBody(request, MAX_BODY_BYTES);
+  const body = await readBoundedBody(request.body, MAX_BODY_BYTES);
   if (!body) return refuse(tooLarge());
 
   const signature = verifyWebhookSignature(keys, signatureHeaders(request), body, nowMs);
@@ -53,11 +53,11 @@ export async function readWebhookRequest(
     );
   }
 
-  const contentType = request.headers.get('content-type') ?? '';
+  const contentType = header(request, 'content-type') ?? '';
   if (!isJsonContentType(contentType)) {
     return refuse(failure(415, 'Content-Type must be application/json (UTF-8)'));
   }
-  const token = endUserToken(request.headers.get(END_USER_TOKEN_HEADER));
+  const token = endUserToken(header(request, END_USER_TOKEN_HEADER));
   if (token === false) {
     return refuse(
       invalid('Invalid X-End-User-Token', {
@@ -83,37 +83,15 @@ export function fingerprintOf(endpoint: WebhookEndpoint, body: Buffer): string {
   return createHash('sha256').update(`${endpoint}\n`).update(body).digest('hex');
 }
 
-export function signatureHeaders(request: HttpRequest) {
+export function signatureHeaders(request: Pick<PlainRequest, 'headers'>) {
   return {
-    id: request.headers.get('webhook-id'),
-    timestamp: request.headers.get('webhook-timestamp'),
-    signature: request.headers.get('webhook-signature'),
+    id: header(request, 'webhook-id'),
+    timestamp: header(request, 'webhook-timestamp'),
+    signature: header(request, 'webhook-signature'),
   };
 }
 
 const tooLarge = () => failure(413, `The body is larger than ${MAX_BODY_BYTES} bytes (5 MiB)`);
-
-/**
- * The body, read chunk by chunk; undefined as soon as it passes `limit` bytes, whatever Content-Length said
- * (chunked bodies have none): the rest is never read, so no request holds more than the limit.
- */
-export async function readBoundedBody(request: HttpRequest, limit: number): Promise<Buffer | undefined> {
-  const stream = request.body;
-  if (!stream) return Buffer.alloc(0);
-  const reader = stream.getReader();
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) return Buffer.concat(chunks, total);
-    total += value.byteLength;
-    if (total > limit) {
-      await reader.cancel().catch(() => undefined);
-      return undefined;
-    }
-    chunks.push(value);
-  }
-}
 
 /** `application/json`, with at most a UTF-8 charset parameter. */
 function isJsonContentType(value: string): boolean {

@@ -1,4 +1,4 @@
-/** CRM → FPX webhooks: verification, payload schemas, idempotency and durable delivery. See README.md. */
+/** CRM → FPX webhooks: verification, payload schemas, idempotency and durable delivery. See docs/crm-webhooks.md. */
 export { REPLAYED_HEADER } from './answers';
 export { retryDelaySeconds } from './backoff';
 export {
@@ -11,7 +11,6 @@ export { deliveryIdFor } from './delivery-steps';
 export { DELIVERIES_TABLE, type Delivery, DeliveryStore, RETENTION_DAYS } from './delivery-store';
 export {
   type CrmDeps,
-  type CrmLog,
   type CrmServices,
   crmDeps,
   DEFAULT_POLICY,

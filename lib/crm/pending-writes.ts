@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { Log } from '../log';
 import { safeErrorMessage } from '../redact';
-import type { CrmLog } from './deps';
 
 const RETRY_DELAYS_MS = [100, 1_000];
 
@@ -17,7 +17,7 @@ export class PendingWrites {
   constructor(private readonly retryDelaysMs: readonly number[] = RETRY_DELAYS_MS) {}
 
   /** Starts `write` for delivery `id`, retrying twice, without holding up the caller. */
-  start(id: string, write: () => Promise<void>, log: CrmLog): void {
+  start(id: string, write: () => Promise<void>, log: Log): void {
     const run = (async () => {
       for (let attempt = 0; ; attempt++) {
         try {

@@ -2,8 +2,9 @@ import type { QueueClient } from '@azure/storage-queue';
 import type { AlertMessage, AlertSender } from '../alerts/alert-sender';
 import { IncidentTracker } from '../alerts/incident';
 import { AlertLedger } from '../alerts/ledger';
+import type { Log } from '../log';
 import { redactSecrets, safeErrorMessage } from '../redact';
-import type { CrmLog, CrmServices } from './deps';
+import type { CrmServices } from './deps';
 
 /** Per poison queue: its open incident (row `incident`) and the alert sent per incident (row = incident id). */
 export const QUEUE_ALERTS_TABLE = 'FpxQueueAlerts';
@@ -49,7 +50,7 @@ export function poisonWatch(
  * is retried by the next run). The incident closes once the queue is empty; filling again is a new one.
  * Each queue is checked on its own: one failing does not hide the other.
  */
-export async function alertPoisonQueues(watch: PoisonWatch, log: CrmLog): Promise<PoisonQueueCheck[]> {
+export async function alertPoisonQueues(watch: PoisonWatch, log: Log): Promise<PoisonQueueCheck[]> {
   const checks: PoisonQueueCheck[] = [];
   for (const queue of watch.queues) {
     try {
@@ -63,7 +64,7 @@ export async function alertPoisonQueues(watch: PoisonWatch, log: CrmLog): Promis
   return checks;
 }
 
-async function checkQueue(watch: PoisonWatch, queue: QueueClient, log: CrmLog): Promise<PoisonQueueCheck> {
+async function checkQueue(watch: PoisonWatch, queue: QueueClient, log: Log): Promise<PoisonQueueCheck> {
   const now = new Date(watch.now());
   const name = queue.name;
   const depth = await depthOf(queue);

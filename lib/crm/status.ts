@@ -1,9 +1,9 @@
-import type { HttpRequest, HttpResponseInit } from '@azure/functions';
 import { z } from 'zod';
+import { header, type PlainRequest, type PlainResponse, readBoundedBody } from '../http';
 import { failure, type PublicDeliveryStatus } from './answers';
 import { unpackJson } from './blob';
 import type { CrmDeps } from './deps';
-import { readBoundedBody, signatureHeaders } from './http-input';
+import { signatureHeaders } from './http-input';
 import { deliveryStatusContent, verifyWebhookSignature } from './signature';
 
 const uuid = z.uuid();
@@ -15,9 +15,9 @@ const uuid = z.uuid();
  */
 export async function deliveryStatus(
   deps: CrmDeps,
-  request: HttpRequest,
+  request: PlainRequest,
   id: string,
-): Promise<HttpResponseInit> {
+): Promise<PlainResponse> {
   if (deps.keys.length === 0) return failure(503, 'Refused: no CRM_WEBHOOK_SECRET is configured');
   if (await hasBody(request)) return failure(413, 'GET /api/crm/deliveries/{id} takes no body');
   const content = Buffer.from(deliveryStatusContent(id), 'utf8');
@@ -44,8 +44,9 @@ export async function deliveryStatus(
 }
 
 /** A body announced (Content-Length, Transfer-Encoding) or sent: not a byte of it is read beyond the first. */
-async function hasBody(request: HttpRequest): Promise<boolean> {
-  const length = request.headers.get('content-length');
-  if ((length !== null && length.trim() !== '0') || request.headers.has('transfer-encoding')) return true;
-  return (await readBoundedBody(request, 0)) === undefined;
+async function hasBody(request: PlainRequest): Promise<boolean> {
+  const length = header(request, 'content-length');
+  if ((length !== null && length.trim() !== '0') || header(request, 'transfer-encoding') !== null)
+    return true;
+  return (await readBoundedBody(request.body, 0)) === undefined;
 }

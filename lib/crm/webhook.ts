@@ -1,4 +1,5 @@
-import type { HttpRequest, HttpResponseInit } from '@azure/functions';
+import type { PlainRequest, PlainResponse } from '../http';
+import type { Log } from '../log';
 import { delivered, failure, queued, rejected, replayed, superseded } from './answers';
 import { retryDelaySeconds } from './backoff';
 import { MAX_BLOB_BYTES, packJson, unpackJson } from './blob';
@@ -14,7 +15,7 @@ import {
   takeLease,
 } from './delivery-steps';
 import { type Delivery, FINAL_STATUSES } from './delivery-store';
-import type { CrmDeps, CrmLog } from './deps';
+import type { CrmDeps } from './deps';
 import type { AttemptOutcome } from './fpx-attempt';
 import { readWebhookRequest, type WebhookInput } from './http-input';
 import type { WebhookEndpoint } from './payloads';
@@ -31,9 +32,9 @@ import { supersededReason } from './update-order';
 export async function handleWebhook(
   deps: CrmDeps,
   endpoint: WebhookEndpoint,
-  request: HttpRequest,
-  log: CrmLog,
-): Promise<HttpResponseInit> {
+  request: PlainRequest,
+  log: Log,
+): Promise<PlainResponse> {
   const read = await readWebhookRequest(request, endpoint, deps.keys, deps.now());
   if (!read.ok) return read.answer;
   const input = read.input;
@@ -86,7 +87,7 @@ export async function handleWebhook(
   }
 }
 
-type Claim = { delivery: Delivery } | { answer: HttpResponseInit };
+type Claim = { delivery: Delivery } | { answer: PlainResponse };
 
 /** Claims the webhook-id, or explains why not: a replay, still in flight (409), or reused for another body (422). */
 async function claimWebhook(
@@ -128,7 +129,7 @@ const inFlight = (webhookId: string) =>
   failure(409, `webhook-id ${webhookId} is still being processed; repeat it later for the answer`);
 
 /** The first answer, rebuilt from the record (from its state, if the first request never got one). */
-async function storedAnswer(deps: CrmDeps, delivery: Delivery): Promise<HttpResponseInit> {
+async function storedAnswer(deps: CrmDeps, delivery: Delivery): Promise<PlainResponse> {
   if (delivery.status === 'superseded' && delivery.answerStatus !== 202) {
     return superseded(delivery.deliveryId, delivery.lastError);
   }

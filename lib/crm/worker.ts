@@ -1,3 +1,4 @@
+import type { Log } from '../log';
 import { safeErrorMessage } from '../redact';
 import { retryDelaySeconds } from './backoff';
 import { unpackJson } from './blob';
@@ -14,7 +15,7 @@ import {
   touched,
 } from './delivery-steps';
 import { type Delivery, DeliveryLeaseLost, FINAL_STATUSES } from './delivery-store';
-import type { CrmDeps, CrmLog } from './deps';
+import type { CrmDeps } from './deps';
 import type { CrmOperation } from './payloads';
 import { supersededReason } from './update-order';
 
@@ -41,7 +42,7 @@ export type WorkerOutcome =
 export async function deliverQueuedRequest(
   deps: CrmDeps,
   message: unknown,
-  log: CrmLog,
+  log: Log,
 ): Promise<WorkerOutcome> {
   const parsed = deliveryMessage.safeParse(typeof message === 'string' ? safeJson(message) : message);
   if (!parsed.success) {
@@ -100,7 +101,7 @@ export async function deliverQueuedRequest(
 }
 
 /** Attempts used up: `failed` with the last error, the message parked in the poison queue, an operator alert. */
-async function exhaust(deps: CrmDeps, delivery: Delivery, lastError: string, log: CrmLog): Promise<void> {
+async function exhaust(deps: CrmDeps, delivery: Delivery, lastError: string, log: Log): Promise<void> {
   const now = deps.now();
   try {
     await deps.store.update(delivery, {
@@ -154,7 +155,7 @@ function safeJson(text: string): unknown {
  * such a delivery when the CRM never repeats it. A duplicate message is harmless: the lease decides.
  * Returns how many were queued.
  */
-export async function recoverStalled(deps: CrmDeps, log: CrmLog): Promise<number> {
+export async function recoverStalled(deps: CrmDeps, log: Log): Promise<number> {
   let queued = 0;
   const now = deps.now();
   for await (const { deliveryId, status } of deps.store.stalled(new Date(now), deps.policy.queuedGraceMs)) {

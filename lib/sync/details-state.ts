@@ -1,6 +1,6 @@
 import { odata, type TableClient, type TransactionAction } from '@azure/data-tables';
 import { ensureTableOnce } from '../storage';
-import { SYNC_STATE_PARTITION, safeErrorMessage } from './sync-state';
+import { recordSyncRun, SYNC_STATE_PARTITION, safeErrorMessage } from './sync-state';
 import type { FanOutResult, TenantDetailsResult } from './tenant-details';
 
 /** FpxSyncState's `details` row: the last fan-out's counts and the tenants that failed. */
@@ -102,6 +102,8 @@ export async function recordTenantOutcome(
   runs: TableClient,
   outcome: TenantOutcome,
   now = new Date(),
+  /** FpxSyncRuns: the completed fan-out's row of history (none without it). */
+  history?: TableClient,
 ): Promise<void> {
   if (!outcome.runId) return;
   const details = await readDetailsState(state);
@@ -158,6 +160,22 @@ export async function recordTenantOutcome(
     removalsSkipped: finished.find((r) => r.removalsSkipped)?.removalsSkipped ?? '',
   };
   await state.upsertEntity(complete, 'Replace');
+  // The fan-out's row in FpxSyncRuns (best effort; the same row again when two tenants complete the set).
+  if (!history) return;
+  await recordSyncRun(history, {
+    stream: DETAILS_STREAM,
+    startedAt: complete.lastStartedAt,
+    endedAt: now.toISOString(),
+    status: complete.lastStatus,
+    error: complete.lastError,
+    durationMs: Math.max(0, now.getTime() - Date.parse(complete.lastStartedAt)),
+    seen: complete.seen,
+    created: complete.created,
+    changed: complete.changed,
+    removed: complete.removed,
+    apiCalls: complete.apiCalls,
+    tenantsFailed: complete.tenantsFailed,
+  });
 }
 
 /** The `details` row, or undefined before the first fan-out. */

@@ -10,9 +10,10 @@ import {
   saveSeenKeys,
   writeCheckpoint,
 } from './listing-checkpoint';
+import { recordRunProgress, SYNC_RUNS_TABLE } from './sync-state';
 import { type SyncResult, syncStream } from './sync-stream';
 
-/** The contract's table names (ARCHITECTURE.md, "Tables the CRM side reads"). */
+/** The contract's table names (docs/contract.md, "Tables"). */
 export const TABLES = {
   referrals: 'FpxReferrals',
   tenants: 'FpxTenants',
@@ -28,7 +29,7 @@ export interface StreamDeps {
   table(name: string): TableClient;
   log?: (message: string) => void;
   now?: () => Date;
-  /** SYNC_MAX_REMOVED_PERCENT: a run marking more of a partition removed marks nothing (default 100: off). */
+  /** SYNC_MAX_REMOVED_PERCENT: a run marking more of a partition removed marks nothing (unset: no limit; the setting defaults to 20). */
   maxRemovedPercent?: number;
   /**
    * How long one invocation reads a listing before it stops and leaves the rest to the next: host.json's
@@ -84,6 +85,7 @@ async function syncListing<T extends object>(
     stream: spec.stream,
     rows: deps.table(spec.table),
     state,
+    history: deps.table(SYNC_RUNS_TABLE),
     partitionKey: spec.partitionKey,
     rowKey: spec.rowKey,
     pages: (async function* () {
@@ -101,7 +103,11 @@ async function syncListing<T extends object>(
     itemsBefore: checkpoint?.itemsBefore,
     expectedCount: () => count,
     maxRemovedPercent: deps.maxRemovedPercent,
-    onProgress: deps.onProgress && ((progress) => deps.onProgress?.(spec.stream, progress)),
+    // The operations page shows a running listing's pages; recording it never fails the run.
+    onProgress: (progress) => {
+      void recordRunProgress(state, spec.stream, progress, clock());
+      deps.onProgress?.(spec.stream, progress);
+    },
     log: deps.log,
     now: deps.now,
   });

@@ -1,4 +1,4 @@
-/** The table-sync engine: FPX listings in, Table Storage rows out. See README.md beside this file. */
+/** The table-sync engine: FPX listings in, Table Storage rows out. See docs/sync.md. */
 export { MAX_TRANSACTION_BYTES, MAX_TRANSACTION_ENTITIES } from './batch-writer';
 export {
   DETAILS_RUNS_TABLE,
@@ -33,6 +33,7 @@ export {
 } from './row';
 export {
   readSyncState,
+  SYNC_RUNS_TABLE,
   SYNC_STATE_PARTITION,
   type SyncRunRecord,
   type SyncStateRow,

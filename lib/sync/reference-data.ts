@@ -8,6 +8,7 @@ import {
   type RecordedCounts,
   recordRunEnd,
   recordRunStart,
+  SYNC_RUNS_TABLE,
   safeErrorMessage,
 } from './sync-state';
 import { type SyncResult, syncStream } from './sync-stream';
@@ -98,12 +99,17 @@ export async function syncReferenceData(deps: StreamDeps): Promise<ReferenceData
     error,
   };
   const recorded = Object.fromEntries(RECORDED_COUNTS.map((key) => [key, result[key]])) as RecordedCounts;
-  await recordRunEnd(state, REFERENCE_DATA_STREAM, {
-    ...recorded,
-    lastStatus: result.status,
-    lastError: error ? safeErrorMessage(error) : '',
-    ...(error ? {} : { lastCompletedAt: clock().toISOString() }),
-  });
+  await recordRunEnd(
+    state,
+    REFERENCE_DATA_STREAM,
+    {
+      ...recorded,
+      lastStatus: result.status,
+      lastError: error ? safeErrorMessage(error) : '',
+      ...(error ? {} : { lastCompletedAt: clock().toISOString() }),
+    },
+    deps.table(SYNC_RUNS_TABLE),
+  );
   deps.log?.(summary(result));
   if (error) throw new ReferenceDataError(result);
   return result;

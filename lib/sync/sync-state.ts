@@ -1,4 +1,6 @@
-import type { TableClient } from '@azure/data-tables';
+import { odata, type TableClient, type TransactionAction } from '@azure/data-tables';
+import { safeErrorMessage } from '../redact';
+import { ensureTableOnce } from '../storage';
 import type { SyncResult } from './sync-stream';
 
 /** FpxSyncState: PartitionKey `sync`, RowKey the stream name. */
@@ -39,6 +41,13 @@ export type SyncStateRow = Partial<SyncRunRecord> & {
   partitionKey: string;
   rowKey: string;
   lastStartedAt?: string;
+  /** When the last run ended, whatever its outcome (rows of runs before it was kept lack it). */
+  lastEndedAt?: string;
+  /** A running listing's progress (recordRunProgress); belongs to the current run when `progressAt` ≥ `lastStartedAt`. */
+  progressPages?: number;
+  progressItems?: number;
+  progressExpectedCount?: number;
+  progressAt?: string;
 };
 
 export async function recordRunStart(state: TableClient, stream: string, startedAt: string): Promise<void> {
@@ -46,10 +55,82 @@ export async function recordRunStart(state: TableClient, stream: string, started
     { partitionKey: SYNC_STATE_PARTITION, rowKey: stream, lastStartedAt: startedAt },
     'Merge',
   );
+  runStarts(state).set(stream, startedAt);
 }
 
-export async function recordRunEnd(state: TableClient, stream: string, record: SyncRunRecord): Promise<void> {
-  await state.upsertEntity({ partitionKey: SYNC_STATE_PARTITION, rowKey: stream, ...record }, 'Merge');
+/**
+ * The run's end: its counts, status and error merged into the stream's row (with `lastEndedAt`, set after a
+ * failure too, so a reader can tell a running sync from a finished one), and one row of its own in
+ * FpxSyncRuns for the history. The history row is best effort: a failure to write it is logged, never thrown.
+ */
+export async function recordRunEnd(
+  state: TableClient,
+  stream: string,
+  record: SyncRunRecord,
+  /** FpxSyncRuns; without it no history row is written. */
+  history?: TableClient,
+): Promise<void> {
+  const endedAt = record.lastCompletedAt ?? new Date().toISOString();
+  const startedAt = await runStartOf(state, stream, endedAt, record.durationMs);
+  await state.upsertEntity(
+    { partitionKey: SYNC_STATE_PARTITION, rowKey: stream, ...record, lastEndedAt: endedAt },
+    'Merge',
+  );
+  if (!history) return;
+  await recordSyncRun(history, {
+    stream,
+    startedAt,
+    endedAt,
+    status: record.lastStatus,
+    error: record.lastError,
+    durationMs: record.durationMs,
+    seen: record.seen,
+    created: record.created,
+    changed: record.changed,
+    removed: record.removed,
+    apiCalls: record.apiCalls,
+    pages: record.pages,
+  });
+}
+
+/** How far a running listing got; the operations page shows it against FPX's `count`. */
+export interface RunProgress {
+  /** Pages this run (this part of a long listing) has read so far. */
+  pages: number;
+  /** Items those pages held. */
+  items: number;
+  /** FPX's `count` of the whole listing, when it sent one. */
+  expectedCount?: number;
+}
+
+/**
+ * A running sync's progress merged into its FpxSyncState row (`progressPages`, `progressItems`,
+ * `progressExpectedCount`, `progressAt`): one small Merge, meant for every ten pages or so. Best effort:
+ * a failed write is swallowed (false), since progress must never fail a sync.
+ */
+export async function recordRunProgress(
+  state: TableClient,
+  stream: string,
+  progress: RunProgress,
+  now = new Date(),
+): Promise<boolean> {
+  try {
+    await state.upsertEntity(
+      {
+        partitionKey: SYNC_STATE_PARTITION,
+        rowKey: stream,
+        progressPages: progress.pages,
+        progressItems: progress.items,
+        // -1: FPX sent no count (Table Storage cannot hold null; '' would change the column's type).
+        progressExpectedCount: progress.expectedCount ?? -1,
+        progressAt: now.toISOString(),
+      },
+      'Merge',
+    );
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** The stream's state row, or undefined before its first run. */
@@ -62,4 +143,151 @@ export async function readSyncState(state: TableClient, stream: string): Promise
   }
 }
 
-export { safeErrorMessage } from '../redact';
+export { safeErrorMessage };
+
+/**
+ * FpxSyncRuns: one row per run per stream, kept 30 days, for the operations page's history. PartitionKey the
+ * stream; RowKey the run's start time inverted (`runRowKey`), so the newest runs come first and "the last
+ * 20 runs" is one query of one partition.
+ */
+export const SYNC_RUNS_TABLE = 'FpxSyncRuns';
+export const SYNC_RUNS_RETENTION_DAYS = 30;
+const DAY_MS = 24 * 3600_000;
+/** Larger than any epoch millisecond count we will meet (year 2286), so inverted keys stay 13 digits. */
+const MAX_KEY_MS = 9_999_999_999_999;
+const MAX_RUN_ERROR_CHARS = 1_000;
+
+export interface SyncRun {
+  stream: string;
+  startedAt: string;
+  endedAt: string;
+  status: string;
+  /** '' after a success. */
+  error: string;
+  durationMs: number;
+  seen: number;
+  created: number;
+  changed: number;
+  removed: number;
+  apiCalls: number;
+  pages?: number;
+  /** Per-tenant details only: the fan-out's tenants that failed. */
+  tenantsFailed?: number;
+}
+
+/** The RowKey of a run: its start time inverted (13 digits), so a partition lists the newest run first. */
+export function runRowKey(startedAt: string | Date): string {
+  const ms = typeof startedAt === 'string' ? Date.parse(startedAt) : startedAt.getTime();
+  return String(MAX_KEY_MS - ms).padStart(13, '0');
+}
+
+/** Writes one run's row (Replace: whoever records the same run again writes the same row). Never throws. */
+export async function recordSyncRun(runs: TableClient, run: SyncRun): Promise<boolean> {
+  try {
+    await ensureTableOnce(runs);
+    await runs.upsertEntity(
+      {
+        partitionKey: run.stream,
+        rowKey: runRowKey(run.startedAt),
+        ...run,
+        error: run.error.slice(0, MAX_RUN_ERROR_CHARS),
+      },
+      'Replace',
+    );
+    return true;
+  } catch (error) {
+    console.warn(
+      `FpxSyncRuns: the ${run.stream} run of ${run.startedAt} was not recorded: ${safeErrorMessage(error)}`,
+    );
+    return false;
+  }
+}
+
+/** The stream's last runs, newest first (one query of its partition). */
+export async function readSyncRuns(runs: TableClient, stream: string, limit = 20): Promise<SyncRun[]> {
+  const found: SyncRun[] = [];
+  try {
+    const pages = runs
+      .listEntities<SyncRun>({ queryOptions: { filter: odata`PartitionKey eq ${stream}` } })
+      .byPage({ maxPageSize: limit });
+    for await (const page of pages) {
+      for (const row of page) {
+        if (found.length < limit) found.push(stripRunMeta(row));
+      }
+      if (found.length >= limit) break;
+    }
+  } catch (error) {
+    if ((error as { statusCode?: number }).statusCode !== 404) throw error;
+  }
+  return found;
+}
+
+/** Deletes the runs that started more than 30 days before `now`; returns how many. Daily, by the purge timer. */
+export async function purgeSyncRuns(runs: TableClient, now = new Date()): Promise<number> {
+  const cutoff = runRowKey(new Date(now.getTime() - SYNC_RUNS_RETENTION_DAYS * DAY_MS));
+  const byStream = new Map<string, TransactionAction[]>();
+  let purged = 0;
+  const flush = async (stream: string) => {
+    const batch = byStream.get(stream);
+    if (!batch?.length) return;
+    await runs.submitTransaction(batch);
+    purged += batch.length;
+    byStream.set(stream, []);
+  };
+  try {
+    const old = runs.listEntities({
+      queryOptions: { filter: odata`RowKey gt ${cutoff}`, select: ['PartitionKey', 'RowKey'] },
+    });
+    for await (const row of old) {
+      const stream = String(row.partitionKey);
+      const batch = byStream.get(stream) ?? [];
+      batch.push(['delete', { partitionKey: stream, rowKey: String(row.rowKey) }]);
+      byStream.set(stream, batch);
+      if (batch.length === 100) await flush(stream);
+    }
+    for (const stream of byStream.keys()) await flush(stream);
+  } catch (error) {
+    if ((error as { statusCode?: number }).statusCode !== 404) throw error;
+  }
+  return purged;
+}
+
+function stripRunMeta(
+  row: SyncRun & { partitionKey?: string; rowKey?: string; etag?: string; timestamp?: string },
+): SyncRun {
+  const { partitionKey: _pk, rowKey: _rk, etag: _etag, timestamp: _ts, ...run } = row;
+  return run;
+}
+
+/** Start times recorded by this process, per state client and stream: a run starts and ends in one invocation. */
+const startsByClient = new WeakMap<TableClient, Map<string, string>>();
+
+function runStarts(state: TableClient): Map<string, string> {
+  let starts = startsByClient.get(state);
+  if (!starts) {
+    starts = new Map();
+    startsByClient.set(state, starts);
+  }
+  return starts;
+}
+
+/** The run's start: as recordRunStart recorded it here, else from the row, else its end less its duration. */
+async function runStartOf(
+  state: TableClient,
+  stream: string,
+  endedAt: string,
+  durationMs: number,
+): Promise<string> {
+  const remembered = runStarts(state).get(stream);
+  runStarts(state).delete(stream);
+  if (remembered) return remembered;
+  try {
+    const row = await state.getEntity<SyncStateRow>(SYNC_STATE_PARTITION, stream, {
+      queryOptions: { select: ['lastStartedAt'] },
+    });
+    if (row.lastStartedAt) return row.lastStartedAt;
+  } catch {
+    // No row yet: fall back on the duration.
+  }
+  return new Date(Date.parse(endedAt) - (durationMs || 0)).toISOString();
+}

@@ -20,6 +20,8 @@ export interface SyncStreamOptions<T extends object> {
   stream: string;
   /** The table the rows go to, e.g. FpxReferrals. Created on first use. */
   rows: TableClient;
+  /** FpxSyncRuns: each run's row of history (the operations page's chart). */
+  history?: TableClient;
   /** FpxSyncState, created on first use. Without it no state row is kept (per-tenant details sum into `details`). */
   state?: TableClient;
   /** The partition this listing covers completely: only its rows can be marked removed. */
@@ -246,7 +248,12 @@ async function runSync<T extends object>(options: SyncStreamOptions<T>, requests
       const partial = result('partial');
       partial.seenKeys = [...known].filter(([, row]) => row.seen).map(([key]) => key);
       if (state)
-        await recordRunEnd(state, stream, { ...runRecord(partial), lastStatus: 'partial', lastError: '' });
+        await recordRunEnd(
+          state,
+          stream,
+          { ...runRecord(partial), lastStatus: 'partial', lastError: '' },
+          options.history,
+        );
       log(`${summary(partial)}; stopped to stay within the function timeout, continues in the next run`);
       return partial;
     }
@@ -273,11 +280,16 @@ async function runSync<T extends object>(options: SyncStreamOptions<T>, requests
     const failed = result('failed');
     try {
       if (state) {
-        await recordRunEnd(state, stream, {
-          ...runRecord(failed),
-          lastStatus: 'failed',
-          lastError: safeErrorMessage(error),
-        });
+        await recordRunEnd(
+          state,
+          stream,
+          {
+            ...runRecord(failed),
+            lastStatus: 'failed',
+            lastError: safeErrorMessage(error),
+          },
+          options.history,
+        );
       }
     } catch (stateError) {
       log(`sync ${stream}: could not record the failure in FpxSyncState: ${safeErrorMessage(stateError)}`);
@@ -287,12 +299,17 @@ async function runSync<T extends object>(options: SyncStreamOptions<T>, requests
   }
   const succeeded = result('succeeded');
   if (state) {
-    await recordRunEnd(state, stream, {
-      ...runRecord(succeeded),
-      lastStatus: 'succeeded',
-      lastError: '',
-      lastCompletedAt: timestamp(),
-    });
+    await recordRunEnd(
+      state,
+      stream,
+      {
+        ...runRecord(succeeded),
+        lastStatus: 'succeeded',
+        lastError: '',
+        lastCompletedAt: timestamp(),
+      },
+      options.history,
+    );
   }
   log(summary(succeeded));
   return succeeded;

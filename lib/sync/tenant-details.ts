@@ -29,7 +29,7 @@ export interface DetailsDeps {
   table(name: string): TableClient;
   log?: (message: string) => void;
   now?: () => Date;
-  /** SYNC_MAX_REMOVED_PERCENT (default 100: off). */
+  /** SYNC_MAX_REMOVED_PERCENT (unset: no limit; the setting defaults to 20). */
   maxRemovedPercent?: number;
 }
 

@@ -1,10 +1,10 @@
 import { describe, expect, test } from 'vitest';
-import { FpxError } from '../lib/fpx';
-import { readErrorBody } from '../lib/fpx/errors';
-import { PagedList } from '../lib/fpx/paging';
-import { contactCreate, entitlementUpdate, NOTE_TEXT_MAX, noteCreate } from '../lib/fpx/requests';
-import * as schemas from '../lib/fpx/schemas';
-import { retryAfterMs } from '../lib/fpx/transport';
+import { FpxError } from '../../lib/fpx';
+import { readErrorBody } from '../../lib/fpx/errors';
+import { PagedList } from '../../lib/fpx/paging';
+import { contactCreate, entitlementUpdate, NOTE_TEXT_MAX, noteCreate } from '../../lib/fpx/requests';
+import * as schemas from '../../lib/fpx/schemas';
+import { retryAfterMs } from '../../lib/fpx/transport';
 
 describe('response schemas accept what FPX sends (FPX-NOTES.md)', () => {
   test('tenant ids in every GUID form come out lowercase with dashes', () => {

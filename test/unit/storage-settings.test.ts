@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest';
-import { ConfigError, loadConfig } from '../lib/config';
-import { isInsecureEndpoint, parseStorageSettings, type StorageSettings } from '../lib/storage';
+import { ConfigError, loadConfig } from '../../lib/config';
+import { isInsecureEndpoint, parseStorageSettings, type StorageSettings } from '../../lib/storage';
 
 const CLIENT_ID = '0b7e3c55-1f2a-4c8e-9d3b-6a5f4e3d2c1b';
 const KEY = Buffer.alloc(32, 1).toString('base64');

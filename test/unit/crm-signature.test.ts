@@ -2,7 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import { Webhook } from 'standardwebhooks';
 import { describe, expect, test } from 'vitest';
-import { signWebhook, verifyWebhookSignature, webhookKeys } from '../lib/crm';
+import { signWebhook, verifyWebhookSignature, webhookKeys } from '../../lib/crm';
 
 const secret = () => `whsec_${randomBytes(32).toString('base64')}`;
 const body = Buffer.from(
