@@ -154,10 +154,13 @@ export async function syncTenantDetails(
 
 export type ExclusiveOutcome = { result: TenantDetailsResult } | { deferredSeconds: number };
 
+/** A tenant's sync takes seconds: a message that finds it busy looks again this soon (the lease bounds it). */
+const DEFER_SECONDS = 5;
+
 /**
  * `syncTenantDetails` under the tenant's lease: two syncs of one tenant (overlapping fan-outs, admin runs,
  * host retries) never interleave their writes. A message whose tenant is being synced goes back on the
- * queue, visible again when the lease should be over (at most 30 s: most syncs take seconds), and this
+ * queue, visible again in a few seconds (a tenant's sync takes seconds), and this
  * invocation succeeds without an outcome: the message that comes back records it.
  */
 export async function syncTenantDetailsExclusively(
@@ -167,7 +170,7 @@ export async function syncTenantDetailsExclusively(
   const now = (deps.now?.() ?? new Date()).getTime();
   const lease = await takeTenantLease(deps.leases, message.tenantId, deps.holder, now);
   if ('busyUntil' in lease) {
-    const deferredSeconds = Math.min(30, Math.max(1, Math.ceil((lease.busyUntil - now) / 1000)));
+    const deferredSeconds = Math.min(DEFER_SECONDS, Math.max(1, Math.ceil((lease.busyUntil - now) / 1000)));
     await ensureQueueOnce(deps.queue);
     await deps.queue.sendMessage(Buffer.from(JSON.stringify(message)).toString('base64'), {
       visibilityTimeout: deferredSeconds,
