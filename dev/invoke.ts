@@ -1,3 +1,4 @@
+import { HOST_JSON, MAX_DEQUEUE_COUNT } from '../lib/config';
 import { DEFAULT_ENTRY, PROJECT_ROOT } from './host/app-loader';
 import type { InvocationOutcome } from './host/invocation';
 import { consoleLogger, type HostLogger } from './host/logger';
@@ -49,12 +50,12 @@ export async function invokeFunction(
     settings: invokeSettings(settings, options.parts),
     logger: options.logger ?? consoleLogger(),
     origin: 'http://127.0.0.1:7071',
-    routePrefix: 'api',
+    routePrefix: HOST_JSON.routePrefix ?? 'api',
     queue: {
       batchSize: 1,
       newBatchThreshold: 0,
       pollIntervalMs: { min: 1000, max: 1000 },
-      maxDequeueCount: 5,
+      maxDequeueCount: MAX_DEQUEUE_COUNT,
       visibilityTimeoutSeconds: 0,
       leaseSeconds: 60,
     },

@@ -14,8 +14,9 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { HOST_JSON } from '../lib/config';
 import { type AzuriteInstance, startAzurite } from './azurite';
-import { currentSettings, PROJECT_ROOT, type RunningHost, readHostJson, startHost } from './host/host';
+import { currentSettings, PROJECT_ROOT, type RunningHost, startHost } from './host/host';
 import { isUnset } from './host/settings';
 import {
   fillLocalSettings,
@@ -128,15 +129,14 @@ async function main(): Promise<void> {
 
     // Everything npm start supplies goes into the settings here, in the open; the host adds nothing.
     const { settings, filled } = fillLocalSettings(given, parts);
-    const hostJson = readHostJson(PROJECT_ROOT);
     const host: RunningHost = await startHost({
       port: Number(values.port),
       settings,
-      routePrefix: hostJson.routePrefix,
-      maxDequeueCount: hostJson.maxDequeueCount,
-      visibilityTimeoutSeconds: hostJson.visibilityTimeoutSeconds,
-      batchSize: hostJson.batchSize,
-      newBatchThreshold: hostJson.newBatchThreshold,
+      routePrefix: HOST_JSON.routePrefix,
+      maxDequeueCount: HOST_JSON.maxDequeueCount,
+      visibilityTimeoutSeconds: HOST_JSON.visibilityTimeoutSeconds,
+      batchSize: HOST_JSON.batchSize,
+      newBatchThreshold: HOST_JSON.newBatchThreshold,
     });
     started.push({ name: 'Functions host', stop: host.stop });
     writeRunningStart(host.url, parts);

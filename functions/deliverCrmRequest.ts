@@ -5,7 +5,8 @@ import type { Services } from './services';
 /**
  * Queue `crm-deliveries`: the next attempt of a webhook FPX could not take at once. Retries are new
  * messages with an exponential visibility delay, so the host's fixed retries (and its poison queue after
- * 5 dequeues) only come into play for unexpected failures, e.g. storage being unreachable.
+ * host.json's `maxDequeueCount` dequeues) only come into play for unexpected failures, e.g. storage being
+ * unreachable.
  */
 export function registerDeliverCrmRequest(services: Services): void {
   app.storageQueue('deliverCrmRequest', {

@@ -1,6 +1,7 @@
 import { app } from '@azure/functions';
 import { daysLeft, isExpired } from '../lib/cert';
 import type { PlainResponse } from '../lib/http';
+import { queueDepth } from '../lib/storage';
 import { adaptHttp } from './http-adapter';
 import type { Services } from './services';
 
@@ -69,14 +70,9 @@ async function poisonQueueDepths(services: Services): Promise<Record<string, num
   const depths: Record<string, number | string> = {};
   await Promise.all(
     POISON_QUEUES.map(async (name) => {
-      try {
-        const properties = await services.queueService
-          .getQueueClient(name)
-          .getProperties({ abortSignal: AbortSignal.timeout(CHECK_TIMEOUT_MS) });
-        depths[name] = properties.approximateMessagesCount ?? 0;
-      } catch (error) {
-        depths[name] = (error as { statusCode?: number }).statusCode === 404 ? 0 : 'unknown';
-      }
+      depths[name] = await queueDepth(services.queueService.getQueueClient(name), {
+        abortSignal: AbortSignal.timeout(CHECK_TIMEOUT_MS),
+      }).catch(() => 'unknown' as const);
     }),
   );
   return depths;

@@ -1,4 +1,5 @@
 import { app } from '@azure/functions';
+import { MAX_DEQUEUE_COUNT } from '../lib/config';
 import { safeErrorMessage } from '../lib/redact';
 import {
   DETAILS_RUNS_TABLE,
@@ -11,9 +12,6 @@ import {
   tenantDetailsMessage,
 } from '../lib/sync';
 import type { Services } from './services';
-
-/** host.json queues.maxDequeueCount: the attempt after which the host moves the message to the poison queue. */
-const MAX_DEQUEUE_COUNT = 5;
 
 /** Queue: one tenant's entitlements, contacts and notes into FpxEntitlements, FpxContacts and FpxNotes. */
 export function registerSyncTenantDetails(services: Services): void {

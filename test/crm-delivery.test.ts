@@ -5,8 +5,8 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, expect, inject, test } from 'vitest';
 import { type Sandbox, startSandbox } from '../dev/sandbox';
-import { type CrmDeps, deliveryIdFor, handleWebhook, recoverStalled, type WorkerOutcome } from '../lib/crm';
-import { unpackJson } from '../lib/crm/blob';
+import { type CrmDeps, deliveryIdFor, handleWebhook, PendingWrites, recoverStalled } from '../lib/crm';
+import { unpackJson } from '../lib/crm/packed-json';
 import {
   bodyOf,
   crmFixture,
@@ -15,8 +15,8 @@ import {
   runWorker,
   storedNotes,
   TENANT,
-  waitFor,
   webhookRequest,
+  workerOutcomes,
 } from './crm-support';
 
 let sandbox: Sandbox;
@@ -26,6 +26,11 @@ beforeAll(async () => {
   sandbox = await startSandbox({ data: { tenants: 4, referrals: 2 }, rateLimitPerMinute: 0 });
 });
 afterAll(() => sandbox.close());
+
+/** Final records that never land: the instance died right after answering. */
+class LostWrites extends PendingWrites {
+  override start(): void {}
+}
 
 async function post(
   deps: CrmDeps,
@@ -49,12 +54,10 @@ test('queued while FPX is down, delivered by the worker once it is back', async 
   } finally {
     sandbox.setOutage(false);
   }
-  // The message stays invisible for the backoff (1 to 2 s here), then the worker delivers it.
-  const outcomes = await waitFor('the retry', async () => {
-    const ran = await runWorker(fx.deps);
-    return ran.length > 0 && ran;
-  });
-  expect(outcomes).toEqual(['delivered']);
+  // Its retry waits out the backoff (1 s here: the queue keeps the message invisible that long; here the
+  // clock moves instead), then the worker delivers it.
+  expect(fx.queue.scheduled).toEqual([{ deliveryId: queued.deliveryId, delaySeconds: 1 }]);
+  expect(await runWorker(fx.deps)).toEqual(['delivered']);
   const record = await fx.deps.store.get(queued.deliveryId);
   expect(record).toMatchObject({ status: 'delivered', attempts: 2, answerStatus: 202 });
   expect(storedNotes(sandbox, TENANT, text)).toHaveLength(1);
@@ -73,16 +76,16 @@ test('attempts exhausted: failed with the last error, message in the poison queu
   expect(first.status).toBe(202);
 
   const errors: string[] = [];
-  const outcomes: WorkerOutcome[] = [];
-  await waitFor(
-    'the last attempt',
-    async () => {
-      outcomes.push(...(await runWorker(fx.deps, errors)));
-      return outcomes.includes('failed');
-    },
-    20_000,
-  );
-  expect(outcomes).toEqual(['retry', 'failed']);
+  expect([...(await runWorker(fx.deps, errors)), ...(await runWorker(fx.deps, errors))]).toEqual([
+    'retry',
+    'failed',
+  ]);
+  // The backoff doubles: 1 s after the webhook's attempt, then 1 to 2 s.
+  const delays = fx.queue.scheduled.map((s) => s.delaySeconds);
+  expect(delays).toHaveLength(2);
+  expect(delays[0]).toBe(1);
+  expect(delays[1]).toBeGreaterThanOrEqual(1);
+  expect(delays[1]).toBeLessThanOrEqual(2);
   expect(await fx.deps.store.get(first.deliveryId)).toMatchObject({
     status: 'failed',
     attempts: 3,
@@ -137,12 +140,7 @@ test('a create whose answer was lost is found in FPX, not created again', async 
   );
   expect(contact.status).toBe(202);
 
-  const outcomes: WorkerOutcome[] = [];
-  await waitFor('both retries', async () => {
-    outcomes.push(...(await runWorker(fx.deps)));
-    return outcomes.length >= 2;
-  });
-  expect(outcomes).toEqual(['delivered', 'delivered']);
+  expect(await workerOutcomes(fx.deps, 2)).toEqual(['delivered', 'delivered']);
   expect(noteCreates(sandbox, text)).toHaveLength(1);
   expect(storedNotes(sandbox, TENANT, text)).toHaveLength(1);
   const contacts = sandbox.data.tenants.get(TENANT)?.contacts.filter((c) => c.contact.email === email) ?? [];
@@ -184,11 +182,7 @@ test('an entitlement record added (no serviceIntentId) whose answer was lost is 
   );
   expect(answer.status).toBe(202);
   // Sent again, FPX would refuse it (L1 statuses are unique per service): it must be looked for instead.
-  const outcomes = await waitFor('the retry', async () => {
-    const ran = await runWorker(fx.deps);
-    return ran.length > 0 && ran;
-  });
-  expect(outcomes).toEqual(['delivered']);
+  expect(await runWorker(fx.deps)).toEqual(['delivered']);
   expect(service.records.filter((r) => r.notes === notes)).toHaveLength(1);
   expect(
     sandbox.requests.filter((r) => r.method === 'PATCH' && r.path.endsWith('/services/2/entitlements')),
@@ -196,12 +190,9 @@ test('an entitlement record added (no serviceIntentId) whose answer was lost is 
 });
 
 test('an instance that dies after FPX took the note but before recording it: recovery finishes it, once', async () => {
-  const fx = crmFixture(connection, sandbox, { leaseMs: 1_000 });
+  const fx = crmFixture(connection, sandbox);
   // The crash: the answer goes out, the final record never lands (the write after answering is lost).
-  const dying: CrmDeps = {
-    ...fx.deps,
-    pending: { ...fx.deps.pending, start: () => undefined } as unknown as CrmDeps['pending'],
-  };
+  const dying: CrmDeps = { ...fx.deps, pending: new LostWrites() };
   const text = `crashed ${randomUUID()}`;
   const note = await post(dying, fx.secrets, { tenantId: TENANT, text, noteCategoryId: 2 });
   expect(note.status).toBe(200);
@@ -211,7 +202,7 @@ test('an instance that dies after FPX took the note but before recording it: rec
   // While the lease lasts the attempt may still be running: recovery leaves it alone.
   expect(await recoverStalled(fx.deps, quiet)).toBe(0);
   // No repeat from the CRM: once the lease has ended, recovery queues it and the worker finishes it.
-  await new Promise((resolve) => setTimeout(resolve, 1_100));
+  fx.clock.advance(fx.deps.policy.leaseMs + 1_000);
   expect(await recoverStalled(fx.deps, quiet)).toBe(1);
   expect(await runWorker(fx.deps)).toEqual(['delivered']);
   // The dead attempt's call counts; finding its note is no second one.
@@ -228,7 +219,7 @@ test('an instance that dies after FPX took the note but before recording it: rec
 });
 
 test('recovery leaves recorded and queued deliveries alone, and a webhook queues no message of its own', async () => {
-  const fx = crmFixture(connection, sandbox, { leaseMs: 1_000 });
+  const fx = crmFixture(connection, sandbox);
   const text = `recorded ${randomUUID()}`;
   const note = await post(fx.deps, fx.secrets, { tenantId: TENANT, text, noteCategoryId: 2 });
   expect(note.status).toBe(200);
@@ -244,10 +235,12 @@ test('recovery leaves recorded and queued deliveries alone, and a webhook queues
   } finally {
     sandbox.setOutage(false);
   }
-  await new Promise((resolve) => setTimeout(resolve, 1_100));
+  // Past every lease: still nothing for recovery.
+  fx.clock.advance(fx.deps.policy.leaseMs + 1_000);
   expect(await recoverStalled(fx.deps, recordingLog().log)).toBe(0);
   // Only the queued delivery's retry is on the queue.
   const { approximateMessagesCount } = await fx.deps.queue.main.getProperties();
   expect(approximateMessagesCount).toBe(1);
+  expect(fx.queue.scheduled).toHaveLength(1);
   expect(noteCreates(sandbox, text)).toHaveLength(1);
 });

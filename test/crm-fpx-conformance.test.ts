@@ -475,17 +475,20 @@ describe('the payloads', () => {
         errors: { rfaId: ["expected FPX's referral id (an integer or a string of digits)"] },
       });
     }
-    type Doc = {
-      paths: Record<
-        string,
-        { post: { requestBody: { content: { 'application/json': { schema: unknown } } } } }
-      >;
-    };
-    const doc = openApiDocument() as unknown as Doc;
+    const doc = openApiDocument();
     const request = (path: string) =>
-      JSON.stringify(doc.paths[path]?.post.requestBody.content['application/json'].schema);
+      JSON.stringify(
+        valueAt(doc, ['paths', path, 'post', 'requestBody', 'content', 'application/json', 'schema']),
+      );
     expect(request('/api/crm/notes')).toContain('"rfaId"');
     expect(request('/api/crm/contacts')).toContain('"rfaId"');
     expect(request('/api/crm/entitlements')).toContain('"format":"date"');
   });
 });
+
+/** What a JSON document holds at a path of keys (undefined where it has nothing). */
+function valueAt(value: unknown, keys: string[]): unknown {
+  let at = value;
+  for (const key of keys) at = at !== null && typeof at === 'object' ? Reflect.get(at, key) : undefined;
+  return at;
+}

@@ -55,12 +55,10 @@ beforeAll(async () => {
 });
 afterAll(() => sandbox.close());
 
-/** A fixture whose clock can be moved forward (`advance`), as `deps.now` is the only clock the CRM side reads. */
+/** A fixture and its clock's `advance`: `deps.now` is the only clock the CRM side reads. */
 function clockedFixture(policy: Parameters<typeof crmFixture>[2] = {}) {
   const fx = crmFixture(connection, sandbox, policy);
-  let offsetMs = 0;
-  fx.deps.now = () => Date.now() + offsetMs;
-  return { fx, advance: (ms: number) => (offsetMs += ms) };
+  return { fx, advance: (ms: number) => fx.clock.advance(ms) };
 }
 
 async function post(

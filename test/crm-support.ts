@@ -1,6 +1,7 @@
 /** What the CRM webhook suites share: real handlers, real Azurite, the sandbox over mTLS, signed requests. */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { HttpRequest, type HttpResponseInit, InvocationContext } from '@azure/functions';
+import type { QueueClient } from '@azure/storage-queue';
 import { decodeBase64Message } from '../dev/host/queue-message';
 import type { Sandbox } from '../dev/sandbox';
 import { signedHeaders } from '../dev/webhook';
@@ -26,6 +27,7 @@ import {
 import type { PlainRequest, PlainResponse } from '../lib/http';
 import type { Log } from '../lib/log';
 import { queueClient, tableClient } from '../lib/storage';
+import { MovableClock } from './support/clock';
 
 export const TENANT = '9d4c6f56-7db9-4236-9957-ce225e3583be';
 
@@ -33,11 +35,45 @@ export const newSecret = () => `whsec_${randomBytes(32).toString('base64')}`;
 
 export interface CrmFixture {
   deps: CrmDeps;
+  /** The handlers' clock (`deps.now`): real time, moved on by the test instead of waiting. */
+  clock: MovableClock;
+  /** `deps.queue`: retries are on the queue at once, handed to the worker once due on `clock`. */
+  queue: ScheduledDeliveryQueue;
   secrets: string[];
   /** Lines the alert sender wrote (no email transport configured: the log). */
   alerts: string[];
   tableName: string;
   queueName: string;
+}
+
+/**
+ * The delivery queue on the test's clock. A retry is sent visible at once and its due time (the backoff the
+ * handlers asked for, on `clock`) is kept; `runWorker` moves the clock on to it before handing the message
+ * over, as the queue would have kept it invisible until then. `scheduled` lists every retry asked for.
+ */
+export class ScheduledDeliveryQueue extends DeliveryQueue {
+  readonly scheduled: Array<{ deliveryId: string; delaySeconds: number }> = [];
+  private readonly dueAt = new Map<string, number>();
+
+  constructor(
+    main: QueueClient,
+    poisonQueue: QueueClient,
+    readonly clock: MovableClock,
+  ) {
+    super(main, poisonQueue);
+  }
+
+  override async schedule(deliveryId: string, delaySeconds: number): Promise<void> {
+    this.scheduled.push({ deliveryId, delaySeconds });
+    this.dueAt.set(deliveryId, this.clock.now() + Math.max(0, delaySeconds) * 1000);
+    await super.schedule(deliveryId, 0);
+  }
+
+  /** Time passes until the latest retry of this delivery is due (no waiting: the clock moves). */
+  letDueTimePass(deliveryId: string): void {
+    const due = this.dueAt.get(deliveryId);
+    if (due !== undefined) this.clock.advanceTo(due);
+  }
 }
 
 /** Handlers' dependencies on their own table and queues, so suites never share a delivery. */
@@ -61,20 +97,23 @@ export function crmFixture(
     }),
   );
   const alerts: string[] = [];
+  const clock = new MovableClock();
+  const queue = new ScheduledDeliveryQueue(
+    queueClient(connection, queueName),
+    queueClient(connection, `${queueName}-poison`),
+    clock,
+  );
   const deps: CrmDeps = {
     fpx: services.fpx,
     store: new DeliveryStore(tableClient(connection, tableName)),
-    queue: new DeliveryQueue(
-      queueClient(connection, queueName),
-      queueClient(connection, `${queueName}-poison`),
-    ),
+    queue,
     alerts: new LogAlertSender('no email transport in tests', (line) => alerts.push(line)),
     keys: webhookKeys(secrets),
     pending: new PendingWrites(),
     policy: { ...DEFAULT_POLICY, maxAttempts: 8, backoffSeconds: 1, ...policy },
-    now: Date.now,
+    now: () => clock.now(),
   };
-  return { deps, secrets, alerts, tableName, queueName };
+  return { deps, clock, queue, secrets, alerts, tableName, queueName };
 }
 
 export interface WebhookOptions {
@@ -232,22 +271,13 @@ export function storedNotes(sandbox: Sandbox, tenantId: string, text: string) {
   return (sandbox.data.tenants.get(tenantId)?.notes ?? []).filter((entry) => entry.note.text === text);
 }
 
-export async function waitFor<T>(
-  what: string,
-  probe: () => T | undefined | false | Promise<T | undefined | false>,
-  ms = 30_000,
-): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
-
-/** Plays the queue trigger: takes visible messages and hands each to the worker, as the host would. */
+/**
+ * Plays the queue trigger: takes the visible messages and hands each to the worker, as the host would. On a
+ * fixture's queue, time first passes until the message is due (the clock moves; nothing waits).
+ */
 export async function runWorker(deps: CrmDeps, lines: string[] = []): Promise<WorkerOutcome[]> {
+  // A retry comes a second or more after the answer: by then this process's final records have landed.
+  await deps.pending.drain();
   const received = await deps.queue.main.receiveMessages({ numberOfMessages: 32, visibilityTimeout: 60 });
   const outcomes: WorkerOutcome[] = [];
   for (const message of received.receivedMessageItems) {
@@ -257,18 +287,31 @@ export async function runWorker(deps: CrmDeps, lines: string[] = []): Promise<Wo
       warn: () => undefined,
       error: (...args: unknown[]) => lines.push(args.join(' ')),
     };
-    outcomes.push(await deliverQueuedRequest(deps, JSON.parse(text), log));
+    const parsed: unknown = JSON.parse(text);
+    if (deps.queue instanceof ScheduledDeliveryQueue && isDeliveryMessage(parsed)) {
+      deps.queue.letDueTimePass(parsed.deliveryId);
+    }
+    outcomes.push(await deliverQueuedRequest(deps, parsed, log));
     await deps.queue.main.deleteMessage(message.messageId, message.popReceipt);
   }
   return outcomes;
 }
 
-/** Runs the worker until `count` outcomes are in (each retry becomes visible after its backoff). */
+const isDeliveryMessage = (value: unknown): value is { deliveryId: string } =>
+  typeof (value as { deliveryId?: unknown } | null)?.deliveryId === 'string';
+
+/**
+ * Runs the worker until `count` outcomes are in: each retry is on the queue at once and due after its
+ * backoff on the fixture's clock, so this takes no waiting. Fails when the queue runs dry first.
+ */
 export async function workerOutcomes(deps: CrmDeps, count: number): Promise<WorkerOutcome[]> {
   const outcomes: WorkerOutcome[] = [];
-  await waitFor(`${count} worker outcome(s)`, async () => {
-    outcomes.push(...(await runWorker(deps)));
-    return outcomes.length >= count;
-  });
+  while (outcomes.length < count) {
+    const ran = await runWorker(deps);
+    if (ran.length === 0) {
+      throw new Error(`The queue ran dry after ${outcomes.length} of ${count} outcome(s): ${outcomes}`);
+    }
+    outcomes.push(...ran);
+  }
   return outcomes;
 }

@@ -15,9 +15,9 @@ import {
   REPLAYED_HEADER,
   type WebhookEndpoint,
 } from '../lib/crm';
-import { packJson } from '../lib/crm/blob';
 import { newDelivery } from '../lib/crm/delivery-steps';
 import { fingerprintOf } from '../lib/crm/http-input';
+import { packJson } from '../lib/crm/packed-json';
 import {
   bodyOf,
   type CrmFixture,

@@ -23,6 +23,7 @@ import {
   TENANT_LEASES_TABLE,
   tenantDetailsMessage,
 } from '../lib/sync';
+import { waitFor } from './support/wait';
 
 /**
  * Issue 12, the FPX → tables side: the sandbox behaves as strictly as the guide allows (records name no
@@ -428,13 +429,13 @@ describe('one sync per tenant at a time', () => {
     const deps = (holder: string) => ({ fpx, table, leases: table(TENANT_LEASES_TABLE), queue, holder });
     // The first sync is held inside FPX until the second has tried.
     sandbox.injectFault(
-      { kind: 'slow', delayMs: 1_500 },
+      { kind: 'slow', delayMs: 1_000 },
       { path: new RegExp(`/tenants/${tenantId}/contacts`) },
     );
     const first = syncTenantDetailsExclusively(deps('first'), message);
-    for (let i = 0; i < 200 && !sandbox.requests.some((r) => r.path.includes(`${tenantId}/services`)); i++) {
-      await new Promise((resolve) => setTimeout(resolve, 10));
-    }
+    await waitFor('the first sync inside FPX', () =>
+      sandbox.requests.some((r) => r.path.includes(`${tenantId}/services`)),
+    );
     const second = await syncTenantDetailsExclusively(deps('second'), message);
     expect(second).toEqual({ deferredSeconds: expect.any(Number) });
     expect('deferredSeconds' in second && second.deferredSeconds).toBeLessThanOrEqual(5);

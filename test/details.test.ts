@@ -1,7 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { TableClient } from '@azure/data-tables';
 import { afterAll, beforeAll, describe, expect, inject, test } from 'vitest';
-import { type AzuriteInstance, startAzurite } from '../dev/azurite';
 import { DEFAULT_ENTRY, type RunningHost, startHost } from '../dev/host/host';
 import { memoryLogger } from '../dev/host/logger';
 import { type Sandbox, startSandbox } from '../dev/sandbox';
@@ -17,6 +16,7 @@ import {
   syncTenants,
   TENANT_DETAILS_QUEUE,
 } from '../lib/sync';
+import { waitFor } from './support/wait';
 
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
@@ -218,14 +218,12 @@ describe('syncTenantDetails', () => {
 
 describe('through the local host and the real queue', () => {
   let host: RunningHost;
-  let azurite: AzuriteInstance;
   let settings: Record<string, string>;
 
-  // The real entry polls the contract's queues: its own Azurite keeps it apart from other suites' hosts.
+  // The real entry polls the contract's queues: an account of its own keeps it apart from other suites' hosts.
   beforeAll(async () => {
-    azurite = await startAzurite();
     settings = {
-      AzureWebJobsStorage: azurite.connectionString,
+      AzureWebJobsStorage: inject('storageAccounts').details,
       FPX_BASE_URL: sandbox.url,
       FPX_CERT_PATH: sandbox.certs.client.pemPath,
       FPX_CA_PATH: sandbox.certs.ca.path,
@@ -245,7 +243,6 @@ describe('through the local host and the real queue', () => {
   });
   afterAll(async () => {
     await host?.stop();
-    await azurite?.stop();
   });
 
   test('pollTenants fans out; every tenant is synced; a failing tenant lands in poison without stopping the others', async () => {
@@ -255,17 +252,29 @@ describe('through the local host and the real queue', () => {
     const saved = sandbox.data.tenants.get(brokenId);
     sandbox.data.tenants.delete(brokenId); // FPX answers 404 for everything about this tenant
     try {
+      // The referrals first (the fan-out reads them), and the tenants they queued synced before the fan-out
+      // queues the same tenants again: a message whose tenant is being synced would come back 5 s later
+      // (details-conformance.test.ts tests that).
       expect((await host.invoke('pollReferrals')).outcome).toBe('Succeeded');
+      const queue = queueClient(settings.AzureWebJobsStorage as string, TENANT_DETAILS_QUEUE);
+      await waitFor(
+        "the referrals' tenants synced",
+        async () => (await queue.getProperties()).approximateMessagesCount === 0,
+      );
       const poll = await host.invoke('pollTenants');
       expect(poll.outcome).toBe('Succeeded');
       const { fanOut } = poll.result as { fanOut: { enqueued: number; runId: string } };
 
       const state = tableClient(settings.AzureWebJobsStorage as string, 'FpxSyncState');
-      const details = await until(async () => {
-        const row = await readDetailsState(state);
-        const done = Number(row?.tenantsSucceeded ?? 0) + Number(row?.tenantsFailed ?? 0);
-        return row?.runId === fanOut.runId && done >= fanOut.enqueued ? row : undefined;
-      });
+      const details = await waitFor(
+        'every tenant of the fan-out',
+        async () => {
+          const row = await readDetailsState(state);
+          const done = Number(row?.tenantsSucceeded ?? 0) + Number(row?.tenantsFailed ?? 0);
+          return row?.runId === fanOut.runId && done >= fanOut.enqueued && row;
+        },
+        { timeoutMs: 60_000, intervalMs: 50 },
+      );
       expect(details).toMatchObject({
         tenantsSucceeded: fanOut.enqueued - 1,
         tenantsFailed: 1,
@@ -293,13 +302,3 @@ describe('through the local host and the real queue', () => {
     }
   }, 90_000);
 });
-
-async function until<T>(probe: () => Promise<T | undefined>, timeoutMs = 80_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error('condition not met in time');
-}

@@ -4,7 +4,9 @@ import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { createCertificateAuthority, issueClientCertificate } from '../dev/certs';
 import { type Sandbox, startSandbox } from '../dev/sandbox';
 import { type CertificateSource, FileCertificateSource, parseClientCertificate } from '../lib/cert';
-import { FpxClient, FpxError, FpxTransport, type TransportOptions } from '../lib/fpx';
+import { ManualClock } from '../lib/clock';
+import { FpxClient, FpxError, FpxTransport, RateLimiter, type TransportOptions } from '../lib/fpx';
+import { waitFor } from './support/wait';
 
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
@@ -39,6 +41,16 @@ function client(options: Partial<TransportOptions> = {}, pageSize = 10): FpxClie
   });
   open.push(transport);
   return new FpxClient(transport, pageSize);
+}
+
+/**
+ * A client whose rate limiter runs on a clock the test moves: FPX's Retry-After passes by `clock.advance`.
+ * The clock starts at the real time, as the transport reads the real time when a 429 comes.
+ */
+function clockedClient() {
+  const clock = new ManualClock(Date.now());
+  const limiter = new RateLimiter(60_000, clock);
+  return { fpx: client({ limiter }), clock, limiter };
 }
 
 const requestsTo = (path: string | RegExp) =>
@@ -303,29 +315,42 @@ describe('retries and the rate limit', () => {
   });
 
   test('a 429 pauses every caller for its Retry-After, then all succeed', async () => {
-    const fpx = client();
+    const { fpx, clock, limiter } = clockedClient();
     sandbox.injectFault({ kind: '429', retryAfter: '1' }, { path: /^\/services$/ });
     const first = fpx.referenceList('services');
     // Once the client has counted the 429 its pause is in force (set in the same turn).
-    await until(() => (fpx.transport.stats.throttled === 1 ? true : undefined));
-    const throttled = await until(() => sandbox.requests.find((r) => r.status === 429));
-    // Callers that start after the 429 wait for FPX's second as well.
-    const others = await Promise.all([fpx.referenceList('timezones'), fpx.referenceList('adminTypes')]);
+    await waitFor('the 429', () => fpx.transport.stats.throttled === 1);
+    const throttled = await waitFor('its log entry', () => sandbox.requests.find((r) => r.status === 429));
+    // Callers that start after the 429 wait for FPX's second as well: all three are held, nothing is sent.
+    const others = Promise.all([fpx.referenceList('timezones'), fpx.referenceList('adminTypes')]);
+    await waitFor('three callers held', () => limiter.queued === 3);
+    const pausedUntil = clock.now() + limiter.pausedForMs;
+    expect(pausedUntil - throttled.time).toBeGreaterThanOrEqual(1_000);
+    await clock.advance(limiter.pausedForMs - 1);
+    expect(limiter.queued).toBe(3);
+    expect(sandbox.requests.map((r) => r.path)).toEqual(['/services']);
+    // The second is over: all three go.
+    await clock.advance(1 + 10);
     expect((await first).length).toBeGreaterThan(0);
-    expect(others.every((r) => r.length > 0)).toBe(true);
-    const after = sandbox.requests.filter((r) => r.time > throttled.time);
+    expect((await others).every((r) => r.length > 0)).toBe(true);
+    const after = sandbox.requests.filter((r) => r.time >= throttled.time).slice(1);
     expect(after.map((r) => r.path).sort()).toEqual(['/adminTypes', '/services', '/timezones']);
-    for (const r of after) expect(r.time - throttled.time).toBeGreaterThanOrEqual(990);
     expect(fpx.transport.stats.throttled).toBe(1);
   });
 
   test('Retry-After as an HTTP date is honoured', async () => {
-    const fpx = client();
+    const { fpx, clock, limiter } = clockedClient();
     const at = new Date(Math.ceil((Date.now() + 2_000) / 1000) * 1000);
     sandbox.injectFault({ kind: '429', retryAfter: at.toUTCString() }, { path: /^\/adminTypes$/ });
-    await fpx.referenceList('adminTypes');
-    const [, retried] = requestsTo('/adminTypes');
-    expect(retried?.time).toBeGreaterThanOrEqual(at.getTime() - 5);
+    const call = fpx.referenceList('adminTypes');
+    await waitFor('the retry held', () => fpx.transport.stats.throttled === 1 && limiter.queued === 1);
+    // Held until that second, not before.
+    expect(clock.now() + limiter.pausedForMs).toBeGreaterThanOrEqual(at.getTime());
+    await clock.advance(at.getTime() - clock.now() - 1);
+    expect(limiter.queued).toBe(1);
+    await clock.advance(limiter.pausedForMs + 10);
+    expect((await call).length).toBeGreaterThan(0);
+    expect(requestsTo('/adminTypes').map((r) => r.status)).toEqual([429, 200]);
   });
 
   test('a GET gives up after its retry budget with the last error', async () => {
@@ -358,15 +383,6 @@ async function firstTenantWithEntitlements(fpx: FpxClient) {
     }
   }
   throw new Error('sandbox data: no tenant with entitlements');
-}
-
-async function until<T>(probe: () => T | undefined): Promise<T> {
-  for (let i = 0; i < 500; i++) {
-    const value = probe();
-    if (value !== undefined) return value;
-    await new Promise((r) => setTimeout(r, 5));
-  }
-  throw new Error('condition not met in time');
 }
 
 async function firstId(fpx: FpxClient, list: 'countryRegions' | 'surveyLanguages'): Promise<string> {

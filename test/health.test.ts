@@ -1,6 +1,6 @@
 import { TableServiceClient } from '@azure/data-tables';
+import { QueueServiceClient } from '@azure/storage-queue';
 import { afterAll, beforeAll, describe, expect, inject, test } from 'vitest';
-import { startAzurite } from '../dev/azurite';
 import { DEFAULT_ENTRY, loadApp } from '../dev/host/app-loader';
 import { triggerBindingOf } from '../dev/host/function-info';
 import { memoryLogger, startHost } from '../dev/host/host';
@@ -158,14 +158,20 @@ test('details: FPX is probed at most once per 30 s, however often they are asked
 });
 
 test('details: 503 naming what is not reachable', async () => {
+  // Storage where nothing listens, asked once (the SDKs' own retries would run into the check's 5-s limit).
+  const nowhere =
+    'DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=a2V5;TableEndpoint=http://127.0.0.1:9/devstoreaccount1;QueueEndpoint=http://127.0.0.1:9/devstoreaccount1';
+  const unreachable: Services = {
+    ...services({ AzureWebJobsStorage: nowhere }),
+    tableService: TableServiceClient.fromConnectionString(nowhere, {
+      allowInsecureConnection: true,
+      retryOptions: { maxRetries: 0 },
+    }),
+    queueService: QueueServiceClient.fromConnectionString(nowhere, { retryOptions: { maxTries: 1 } }),
+  };
   sandbox.setOutage(true);
   try {
-    const response = await healthCheck(
-      services({
-        AzureWebJobsStorage:
-          'DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=a2V5;TableEndpoint=http://127.0.0.1:9/devstoreaccount1;QueueEndpoint=http://127.0.0.1:9/devstoreaccount1',
-      }),
-    );
+    const response = await healthCheck(unreachable);
     expect(response.status).toBe(503);
     const body = response.jsonBody as {
       status: string;
@@ -181,20 +187,16 @@ test('details: 503 naming what is not reachable', async () => {
 });
 
 test("details report the poison queues' depths", async () => {
-  // Its own Azurite: other suites fill the shared one's poison queues.
-  const azurite = await startAzurite();
-  try {
-    const poison = queueClient(azurite.connectionString, 'fpx-tenant-details-poison');
-    await poison.createIfNotExists();
-    await poison.sendMessage(Buffer.from('{"tenantId":"x"}').toString('base64'));
-    await poison.sendMessage(Buffer.from('{"tenantId":"y"}').toString('base64'));
-    const response = await healthCheck(services({ AzureWebJobsStorage: azurite.connectionString }));
-    expect(response.status).toBe(200);
-    expect((response.jsonBody as { poisonQueues: unknown }).poisonQueues).toEqual({
-      'fpx-tenant-details-poison': 2,
-      'crm-deliveries-poison': 0,
-    });
-  } finally {
-    await azurite.stop();
-  }
+  // A storage account of its own: other suites may fill the development account's poison queues.
+  const connection = inject('storageAccounts').health;
+  const poison = queueClient(connection, 'fpx-tenant-details-poison');
+  await poison.createIfNotExists();
+  await poison.sendMessage(Buffer.from('{"tenantId":"x"}').toString('base64'));
+  await poison.sendMessage(Buffer.from('{"tenantId":"y"}').toString('base64'));
+  const response = await healthCheck(services({ AzureWebJobsStorage: connection }));
+  expect(response.status).toBe(200);
+  expect((response.jsonBody as { poisonQueues: unknown }).poisonQueues).toEqual({
+    'fpx-tenant-details-poison': 2,
+    'crm-deliveries-poison': 0,
+  });
 });

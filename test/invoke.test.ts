@@ -4,9 +4,10 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, inject, test } from 'vitest';
 import { memoryLogger } from '../dev/host/logger';
-import { invokeFunction, invokeSettings } from '../dev/invoke';
+import { invokeFunction, invokeSettings, summarize } from '../dev/invoke';
 import { fillLocalSettings, type LocalParts, runningStart } from '../dev/local-settings';
 import { SCHEDULE_DEFAULTS } from '../lib/config';
+import { records } from './fixtures/host-app/records';
 
 const ROOT = path.join(__dirname, '..');
 const ENTRY = path.join(__dirname, 'fixtures', 'host-app', 'index.ts');
@@ -81,18 +82,6 @@ describe.concurrent('npm run invoke', () => {
     });
   });
 
-  test('a timer without input and a queue function with a JSON message', async () => {
-    const [timer, queue] = await Promise.all([
-      invokeCli('tick'),
-      invokeCli('queueOk', '--input', '{"tenantId":"t-9"}'),
-    ]);
-    expect(timer.code).toBe(0);
-    expect(timer.stdout).toContain('tick: tick false');
-    expect(timer.summary).toMatchObject({ function: 'tick', outcome: 'Succeeded', result: null });
-    expect(queue.code).toBe(0);
-    expect(queue.summary).toMatchObject({ function: 'queueOk', outcome: 'Succeeded' });
-  });
-
   test('a failing function: exit 1 and the error in the summary', async () => {
     const run = await invokeCli('explode');
     expect(run.code).toBe(1);
@@ -115,6 +104,19 @@ describe.concurrent('npm run invoke', () => {
     const run = await invokeCli('noSuchFunction');
     expect(run.code).toBe(2);
     expect(run.stderr).toContain('Unknown function "noSuchFunction". Known functions: getItem, echo, teapot');
+  });
+});
+
+// What the CLI prints for each kind of trigger, in process: the CLI itself is the same code (summarize).
+test('a timer without input and a queue function with a JSON message', async () => {
+  const logger = memoryLogger();
+  const timer = await invokeFunction(ENTRY, 'tick', undefined, settings, { logger });
+  expect(summarize(timer)).toMatchObject({ function: 'tick', outcome: 'Succeeded', result: null });
+  expect(logger.entries.some((e) => e.functionName === 'tick' && e.message === 'tick false')).toBe(true);
+  const queue = await invokeFunction(ENTRY, 'queueOk', { tenantId: 't-9' }, settings, { logger });
+  expect(summarize(queue)).toMatchObject({ function: 'queueOk', outcome: 'Succeeded' });
+  expect(records.queueItems.find((r) => r.invocationId === queue.invocationId)?.item).toEqual({
+    tenantId: 't-9',
   });
 });
 

@@ -1,9 +1,10 @@
 /**
  * The operations page in a real browser: Chromium from the @sparticuz/chromium package (its binary comes with
  * `npm ci`; nothing is downloaded at run time) driven by playwright-core, against the local host serving the
- * real functions/index.ts, with its own Azurite and the FPX sandbox over mutual TLS. The state is made the
+ * real functions/index.ts, with a storage account of its own and the FPX sandbox over mutual TLS. The state is made the
  * way production makes it (syncs run, a webhook fails during an outage, a poison queue fills); no timing
- * assertions, every wait is for a condition.
+ * assertions, every wait is for a condition. The page's own timers run on Playwright's clock: its 5-s
+ * refresh comes when the test moves that clock on, not 5 s later.
  */
 import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
@@ -12,15 +13,14 @@ import path from 'node:path';
 import sparticuz from '@sparticuz/chromium';
 import { build } from 'esbuild';
 import { type Browser, chromium, type Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { type AzuriteInstance, startAzurite } from '../dev/azurite';
+import { afterAll, beforeAll, describe, expect, inject, test } from 'vitest';
 import { BUNDLE_OPTIONS } from '../dev/build';
 import { type RunningHost, startHost } from '../dev/host/host';
 import { memoryLogger } from '../dev/host/logger';
 import { type Sandbox, startSandbox } from '../dev/sandbox';
 import { getDelivery, sendWebhook } from '../dev/webhook';
 import { SCHEDULE_DEFAULTS } from '../lib/config';
-import { CallMeter, type OpsStatus } from '../lib/ops';
+import { type OpsStatus, REFRESH_MS } from '../lib/ops';
 import { queueClient, tableClient } from '../lib/storage';
 import { readDetailsState, TENANT_DETAILS_QUEUE } from '../lib/sync';
 import {
@@ -31,17 +31,18 @@ import {
   recordSyncRun,
   SYNC_RUNS_TABLE,
 } from '../lib/sync/sync-state';
-import { newSecret, waitFor } from './crm-support';
+import { newSecret } from './crm-support';
+import { waitFor } from './support/wait';
 
 const SCREENSHOT = path.join(__dirname, '..', '.local', 'ops-page.png');
 const HTML_ERROR = '<img src=x onerror="window.__injected = 1"> & "quoted"';
 
-let azurite: AzuriteInstance;
 let sandbox: Sandbox;
 let host: RunningHost;
 let browser: Browser;
 const secrets = [newSecret()];
-let connection: string;
+// Its own account on the run's Azurite: its host polls the contract's queues, and its figures count them.
+const connection = inject('storageAccounts').opspage;
 let failedDelivery: string;
 
 const opsUrl = () => `${host.url}/api/ops`;
@@ -49,11 +50,14 @@ const status = async (): Promise<OpsStatus> =>
   (await (await fetch(`${opsUrl()}/status`)).json()) as OpsStatus;
 
 beforeAll(async () => {
-  [azurite, sandbox] = await Promise.all([
-    startAzurite(),
-    startSandbox({ rateLimitPerMinute: 0, data: { tenants: 4, referrals: 3 } }),
-  ]);
-  connection = azurite.connectionString;
+  // The browser starts meanwhile (its own process): it is needed only once the state below is made.
+  const launching = sparticuz.executablePath().then((executablePath) =>
+    chromium.launch({
+      executablePath,
+      args: sparticuz.args.filter((arg) => arg !== '--single-process'),
+    }),
+  );
+  sandbox = await startSandbox({ rateLimitPerMinute: 0, data: { tenants: 4, referrals: 3 } });
   host = await startHost({
     port: 0,
     timers: false,
@@ -72,11 +76,6 @@ beforeAll(async () => {
       CRM_DELIVERY_BACKOFF_SECONDS: '1',
     },
   });
-  const launching = chromium.launch({
-    executablePath: await sparticuz.executablePath(),
-    args: sparticuz.args.filter((arg) => arg !== '--single-process'),
-  });
-
   // Syncs as the timers run them: tenants with their fan-out, then referrals twice (two runs in the history;
   // after the fan-out, so the referrals' own tenant messages never wait for a tenant the fan-out holds).
   const poll = await host.invoke('pollTenants');
@@ -89,7 +88,7 @@ beforeAll(async () => {
       const details = await readDetailsState(state);
       return details?.runId === runId && details.lastStatus !== 'running';
     },
-    60_000,
+    { timeoutMs: 60_000, intervalMs: 50 },
   );
   expect((await host.invoke('pollReferrals')).outcome).toBe('Succeeded');
   expect((await host.invoke('pollReferrals')).outcome).toBe('Succeeded');
@@ -138,11 +137,11 @@ beforeAll(async () => {
 afterAll(async () => {
   await browser?.close();
   await host?.stop();
-  await Promise.all([sandbox?.close(), azurite?.stop()]);
+  await sandbox?.close();
 });
 
 /** The little of the DOM the page functions below use (the project's types have no DOM library). */
-interface BrowserGlobals {
+interface BrowserWindow {
   document: {
     body: { getAttribute(name: string): string | null };
     documentElement: { scrollWidth: number };
@@ -153,6 +152,9 @@ interface BrowserGlobals {
   performance: { getEntriesByType(type: string): Array<{ responseEnd: number; loadEventEnd: number }> };
   __injected?: number;
 }
+
+/** The page's window, in the functions that run in the browser (page.evaluate, waitForFunction). */
+declare const window: BrowserWindow;
 
 /** The value at a `data-k` path: `streams[referrals].seen`, `queues[crm-deliveries-poison].depth`, … */
 function valueAt(status: OpsStatus, key: string): unknown {
@@ -177,14 +179,18 @@ async function figures(page: Page): Promise<Record<string, string>> {
   );
 }
 
-/** Waits for the page's next refresh and returns the status it rendered. */
+/**
+ * The page's next refresh: its clock (installed before it loaded) moves on by the refresh interval, and the
+ * status it then fetched is rendered. Returns that status.
+ */
 async function nextRefresh(page: Page): Promise<OpsStatus> {
-  const response = await page.waitForResponse((r) => r.url().includes('/api/ops/status') && r.ok(), {
+  const response = page.waitForResponse((r) => r.url().includes('/api/ops/status') && r.ok(), {
     timeout: 20_000,
   });
-  const rendered = (await response.json()) as OpsStatus;
+  await page.clock.runFor(REFRESH_MS);
+  const rendered = (await (await response).json()) as OpsStatus;
   await page.waitForFunction(
-    (at) => (globalThis as unknown as BrowserGlobals).document.body.getAttribute('data-generated-at') === at,
+    (at) => window.document.body.getAttribute('data-generated-at') === at,
     rendered.generatedAt,
   );
   return rendered;
@@ -226,7 +232,7 @@ describe('the operations page', () => {
       const loadMs = Date.now() - started;
       const bytes = (await response?.body())?.length ?? 0;
       const timing = await page.evaluate(() => {
-        const [nav] = (globalThis as unknown as BrowserGlobals).performance.getEntriesByType('navigation');
+        const [nav] = window.performance.getEntriesByType('navigation');
         return nav ? { responseEnd: nav.responseEnd, load: nav.loadEventEnd } : undefined;
       });
       console.log(
@@ -234,13 +240,16 @@ describe('the operations page', () => {
           `(response complete at ${Math.round(timing?.responseEnd ?? 0)} ms, goto ${loadMs} ms)`,
       );
 
+      // Again with the page's timers on the test's clock (installed before the page runs any script).
+      await page.clock.install();
+      await page.reload({ waitUntil: 'load' });
       const rendered = await nextRefresh(page);
       const shown = await figures(page);
       expect(Object.keys(shown).length).toBeGreaterThan(30);
       for (const [key, text] of Object.entries(shown)) {
         expect({ key, text }).toEqual({ key, text: String(valueAt(rendered, key)) });
       }
-      expect(await page.evaluate(() => (globalThis as unknown as BrowserGlobals).__injected)).toBeUndefined();
+      expect(await page.evaluate(() => window.__injected)).toBeUndefined();
 
       mkdirSync(path.dirname(SCREENSHOT), { recursive: true });
       await page.screenshot({ path: SCREENSHOT, fullPage: true });
@@ -250,7 +259,7 @@ describe('the operations page', () => {
       await page.setViewportSize({ width: 390, height: 844 });
       await page.screenshot({ path: SCREENSHOT.replace('.png', '-phone.png'), fullPage: true });
       const overflow = await page.evaluate(() => {
-        const { document, innerWidth } = globalThis as unknown as BrowserGlobals;
+        const { document, innerWidth } = window;
         return document.documentElement.scrollWidth - innerWidth;
       });
       expect(overflow).toBeLessThanOrEqual(0);
@@ -263,30 +272,33 @@ describe('the operations page', () => {
     const context = await browser.newContext();
     try {
       const page = await context.newPage();
+      await page.clock.install();
       await page.goto(opsUrl());
       const row = page.locator(`[data-delivery="${failedDelivery}"]`);
       await row.locator('button', { hasText: 'Retry' }).click();
       await page.waitForFunction(() =>
-        /queued again/.test(
-          (globalThis as unknown as BrowserGlobals).document.getElementById('note')?.textContent ?? '',
-        ),
+        /queued again/.test(window.document.getElementById('note')?.textContent ?? ''),
       );
       await waitFor('the delivery to be delivered', async () => {
         const current = await getDelivery(failedDelivery, { baseUrl: host.url, secrets });
         return (current.body as { status?: string }).status === 'delivered';
       });
-      // The page catches up on its own: the delivery leaves the list and counts as delivered.
-      await page.waitForFunction(
-        (id) => {
-          const { document } = globalThis as unknown as BrowserGlobals;
-          return (
-            !document.querySelector(`[data-delivery="${id}"]`) &&
-            document.querySelector('[data-k="deliveries.last24h.failed"]')?.textContent === '0' &&
-            document.querySelector('[data-k="deliveries.last24h.delivered"]')?.textContent === '1'
-          );
+      // The page catches up on its own, at a refresh: the delivery leaves the list and counts as delivered.
+      const caughtUp = (id: string) => {
+        const { document } = window;
+        return (
+          !document.querySelector(`[data-delivery="${id}"]`) &&
+          document.querySelector('[data-k="deliveries.last24h.failed"]')?.textContent === '0' &&
+          document.querySelector('[data-k="deliveries.last24h.delivered"]')?.textContent === '1'
+        );
+      };
+      await waitFor(
+        'the page to show it delivered',
+        async () => {
+          await nextRefresh(page);
+          return page.evaluate(caughtUp, failedDelivery);
         },
-        failedDelivery,
-        { timeout: 30_000 },
+        { intervalMs: 0 },
       );
       // Delivered now: nothing to retry.
       const again = await fetch(`${opsUrl()}/deliveries/${failedDelivery}/retry`, { method: 'POST' });
@@ -305,14 +317,10 @@ describe('the operations page', () => {
       expect(await page.locator(`[data-k="queues[${poison}].depth"]`).textContent()).toBe('2');
       await page.locator(`[data-queue="${poison}"] button`).click();
       await page.waitForFunction(() =>
-        /2 messages moved/.test(
-          (globalThis as unknown as BrowserGlobals).document.getElementById('note')?.textContent ?? '',
-        ),
+        /2 messages moved/.test(window.document.getElementById('note')?.textContent ?? ''),
       );
       await page.waitForFunction(
-        (key) =>
-          (globalThis as unknown as BrowserGlobals).document.querySelector(`[data-k="${key}"]`)
-            ?.textContent === '0',
+        (key) => window.document.querySelector(`[data-k="${key}"]`)?.textContent === '0',
         `queues[${poison}].depth`,
       );
       const properties = await queueClient(connection, poison).getProperties();
@@ -450,8 +458,7 @@ describe('the operations page', () => {
       );
       await page.goto('http://ops.test/api/ops');
       await page.waitForFunction(
-        (at) =>
-          (globalThis as unknown as BrowserGlobals).document.body.getAttribute('data-generated-at') === at,
+        (at) => window.document.body.getAttribute('data-generated-at') === at,
         next.generatedAt,
       );
       expect(errors).toEqual([]);
@@ -464,27 +471,5 @@ describe('the operations page', () => {
     } finally {
       await context.close();
     }
-  });
-});
-
-describe('the call meter', () => {
-  test('counts calls and 429s within a window from samples of running totals', () => {
-    let now = 1_000_000;
-    const totals = { calls: 0, throttled: 0 };
-    const meter = new CallMeter(
-      () => ({ ...totals }),
-      () => now,
-    );
-    totals.calls = 5;
-    expect(meter.window(60_000)).toEqual({ calls: 5, throttled: 0, countedMs: 0 });
-    for (let i = 0; i < 24; i++) {
-      now += 5_000;
-      totals.calls += 10;
-      if (i === 3) totals.throttled++;
-      meter.sample();
-    }
-    // Two minutes in: the last minute holds 12 samples' worth of calls; the hour everything since the start.
-    expect(meter.window(60_000)).toEqual({ calls: 120, throttled: 0, countedMs: 60_000 });
-    expect(meter.window(3_600_000)).toEqual({ calls: 245, throttled: 1, countedMs: 120_000 });
   });
 });

@@ -1,5 +1,4 @@
-import { afterAll, beforeAll, expect, test } from 'vitest';
-import { type AzuriteInstance, startAzurite } from '../dev/azurite';
+import { afterAll, beforeAll, expect, inject, test } from 'vitest';
 import { DEFAULT_ENTRY } from '../dev/host/host';
 import { invokeFunction } from '../dev/invoke';
 import { type Sandbox, startSandbox } from '../dev/sandbox';
@@ -7,15 +6,14 @@ import { tableClient } from '../lib/storage';
 import { readSyncState } from '../lib/sync';
 
 let sandbox: Sandbox;
-let azurite: AzuriteInstance;
 let settings: Record<string, string>;
 
-// The real entry uses the contract's table and queue names: its own Azurite keeps other suites' hosts off them.
+// The real entry on the run's Azurite: invokeFunction polls no queue, and only this suite writes the
+// contract's tables there (the others use tables of their own names).
 beforeAll(async () => {
-  azurite = await startAzurite();
   sandbox = await startSandbox({ data: { tenants: 12, referrals: 30 }, rateLimitPerMinute: 0 });
   settings = {
-    AzureWebJobsStorage: azurite.connectionString,
+    AzureWebJobsStorage: inject('storageConnection'),
     FPX_BASE_URL: sandbox.url,
     FPX_CERT_PATH: sandbox.certs.client.pemPath,
     FPX_CA_PATH: sandbox.certs.ca.path,
@@ -24,11 +22,10 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await sandbox.close();
-  await azurite.stop();
 });
 
 // The real composition root, run the way `npm run invoke -- pollReferrals` runs it.
-test('pollReferrals and pollTenants succeed through the real entry; an outage fails the invocation', async () => {
+test('pollReferrals and pollTenants succeed through the real entry; a failed sync fails the invocation', async () => {
   const referrals = await invokeFunction(DEFAULT_ENTRY, 'pollReferrals', undefined, settings);
   expect(referrals.outcome).toBe('Succeeded');
   expect(referrals.result).toMatchObject({ stream: 'referrals', status: 'succeeded', seen: 30, apiCalls: 5 });
@@ -40,14 +37,12 @@ test('pollReferrals and pollTenants succeed through the real entry; an outage fa
     fanOut: { claimed: 12 },
   });
 
-  sandbox.setOutage(true);
-  try {
-    const failed = await invokeFunction(DEFAULT_ENTRY, 'pollReferrals', undefined, settings);
-    expect(failed.outcome).toBe('Failed');
-    expect(failed.error?.message).toMatch(/503/);
-  } finally {
-    sandbox.setOutage(false);
-  }
+  // FPX refuses the listing (a 403 is final: no retries to wait out; an outage's retries are the transport's,
+  // tested in fpx-client.test.ts).
+  sandbox.injectFault({ kind: 'refused', status: 403 }, { method: 'GET', path: /^\/partnerReferrals$/ });
+  const failed = await invokeFunction(DEFAULT_ENTRY, 'pollReferrals', undefined, settings);
+  expect(failed.outcome).toBe('Failed');
+  expect(failed.error?.message).toMatch(/403/);
   const state = await readSyncState(
     tableClient(settings.AzureWebJobsStorage as string, 'FpxSyncState'),
     'referrals',

@@ -6,6 +6,7 @@ import { busiestWindow } from '../lib/rate-budget/lanes';
 import { SharedRateBudget } from '../lib/rate-budget/shared-budget';
 import { TableBudgetStore } from '../lib/rate-budget/store';
 import { tableClient } from '../lib/storage';
+import { waitFor } from './support/wait';
 
 /** One budget record per test, in the run's Azurite. */
 function store() {
@@ -137,11 +138,16 @@ describe('SharedRateBudget against Azurite', () => {
       log: (line) => lines.push(line),
     });
     const calls = acquireMany(budget, clock, 5);
-    for (let i = 0; i < 600 && calls.times.length < 5; i++) {
-      await budget.whenIdle();
-      await new Promise((r) => setTimeout(r, 1));
-      await clock.advance(100);
-    }
+    // Each failed store request takes real I/O: time moves on only once the budget has nothing in flight.
+    await waitFor(
+      'five calls at the fallback pace',
+      async () => {
+        await budget.whenIdle();
+        await clock.advance(100);
+        return calls.times.length >= 5;
+      },
+      { intervalMs: 1 },
+    );
     await calls.done;
     expect(calls.times).toHaveLength(5);
     for (let i = 1; i < calls.times.length; i++) {

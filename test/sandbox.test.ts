@@ -18,7 +18,7 @@ import {
   startSandbox,
   type TenantDetails,
 } from '../dev/sandbox';
-import { RateLimiter } from '../dev/sandbox/rate-limit';
+import { SlidingWindowLimit } from '../dev/sandbox/rate-limit';
 import { createReferenceData } from '../dev/sandbox/reference';
 
 // biome-ignore lint/suspicious/noExplicitAny: assertions read whatever JSON the sandbox answers
@@ -832,14 +832,14 @@ describe('rate limit', () => {
   });
 
   test('the sliding window: evenly at the limit is never refused, one more within 60 s is', () => {
-    const limiter = new RateLimiter(10);
+    const limiter = new SlidingWindowLimit(10);
     for (let i = 0; i < 100; i++) expect(limiter.take('even', i * 6_000)).toBeUndefined();
     expect(limiter.busiestWindows()).toEqual({ even: 10 });
     const burst = Array.from({ length: 11 }, (_, i) => limiter.take('burst', i));
     expect(burst.filter((wait) => wait === undefined)).toHaveLength(10);
     expect(burst.at(-1)).toBe(60);
     // Any window, not per calendar minute: 10 at the end of one minute leave no room at the start of the next.
-    const edge = new RateLimiter(10);
+    const edge = new SlidingWindowLimit(10);
     for (let i = 0; i < 10; i++) edge.take('a', 59_000 + i);
     expect(edge.take('a', 61_000)).toBe(58);
     expect(edge.take('a', 119_000)).toBeUndefined();

@@ -5,6 +5,7 @@ import { TableClient } from '@azure/data-tables';
 import { request } from 'undici';
 import { expect, test } from 'vitest';
 import { startSandbox } from '../dev/sandbox';
+import { waitFor } from './support/wait';
 
 const ROOT = path.resolve(__dirname, '..');
 const LOCAL_SETTINGS = path.join(ROOT, '.local', 'settings.json');
@@ -59,7 +60,8 @@ test('npm start comes up with first data, invoke and webhook beside it find its 
   let invoke: ReturnType<typeof tsx> | undefined;
   let webhook: ReturnType<typeof tsx> | undefined;
   try {
-    await waitFor(() => (output().includes('Ctrl-C stops everything') ? true : undefined), 45_000, output);
+    const started = { timeoutMs: 45_000, intervalMs: 50, detail: output };
+    await waitFor('npm start to be up', () => output().includes('Ctrl-C stops everything'), started);
     const hostUrl = /Functions host\s+(http:\/\/127\.0\.0\.1:\d+)/.exec(output())?.[1];
     const sandboxUrl = /FPX\s+sandbox (https:\/\/\S+)/.exec(output())?.[1];
     expect(output()).toMatch(/Storage\s+Azurite \(in memory\)/);
@@ -88,20 +90,18 @@ test('npm start comes up with first data, invoke and webhook beside it find its 
 
     // First data at once: with its own sandbox, the three syncs run once at start-up, and it says so.
     await waitFor(
+      'the first data to start',
       () =>
         output().includes(
           'First data: running pollTenants, pollReferrals, syncReferenceData once now against the FPX sandbox',
-        )
-          ? true
-          : undefined,
-      45_000,
-      output,
+        ),
+      started,
     );
     for (const name of ['pollTenants', 'pollReferrals', 'syncReferenceData']) {
       const outcome = await waitFor(
+        `${name} at start-up`,
         () => new RegExp(`${name} ran once at start-up: (\\w+)`).exec(output())?.[1],
-        45_000,
-        output,
+        started,
       );
       expect(outcome, output()).toBe('Succeeded');
     }
@@ -153,11 +153,12 @@ test('pointed at another FPX, npm start runs nothing before its schedule, and sa
   );
   const { child, output } = start;
   try {
-    await waitFor(() => (output().includes('Ctrl-C stops everything') ? true : undefined), 45_000, output);
+    const started = { timeoutMs: 45_000, intervalMs: 50, detail: output };
+    await waitFor('npm start to be up', () => output().includes('Ctrl-C stops everything'), started);
     await waitFor(
-      () => (output().includes('nothing runs before its schedule') ? true : undefined),
-      45_000,
-      output,
+      'its word on the schedule',
+      () => output().includes('nothing runs before its schedule'),
+      started,
     );
     expect(output()).toContain(`FPX              ${fpx.url}`);
     // Its FPX comes from the settings, not from npm start: neither printed as filled in nor lent to invoke.
@@ -173,13 +174,3 @@ test('pointed at another FPX, npm start runs nothing before its schedule, and sa
     await fpx.close();
   }
 }, 60_000);
-
-async function waitFor<T>(probe: () => T | undefined, timeoutMs: number, context: () => string): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const value = probe();
-    if (value !== undefined) return value;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`timed out; output so far:\n${context()}`);
-}

@@ -114,8 +114,11 @@ describe('identity-based form (managed identity)', () => {
           url: request.url.split('?')[0] ?? '',
           authorization: request.headers.get('authorization'),
         });
-        const headers = { toJson: () => ({ 'x-ms-request-id': run }) };
-        return { request, status: 201, headers: headers as unknown as typeof request.headers };
+        // The answer's headers: a collection of the SDK's own kind (the request's, emptied), the request id only.
+        const headers = request.headers.clone();
+        for (const { name } of headers.headersArray()) headers.remove(name);
+        headers.set('x-ms-request-id', run);
+        return { request, status: 201, headers };
       },
     };
   }

@@ -7,10 +7,9 @@ import { consoleLogger, type HostLogger, hostLine } from './logger';
 import { HostRuntime } from './runtime';
 import type { Settings } from './settings';
 
-// What `npm start` needs besides startHost: settings as Core Tools reads them, host.json, loggers.
+// What `npm start` needs besides startHost: settings as Core Tools reads them, loggers.
 export { DEFAULT_ENTRY, PROJECT_ROOT } from './app-loader';
 export type { RegisteredFunctionInfo } from './function-info';
-export { readHostJson } from './host-json';
 export type { InvocationOutcome } from './invocation';
 export { consoleLogger, type HostLogger, type LogEntry, type LogLevel, memoryLogger } from './logger';
 export { currentSettings, readLocalSettings, SettingError } from './settings';

@@ -3,7 +3,7 @@
  * counted per client certificate (every instance and function of the partner together). Only calls let
  * through count; the busiest window each caller reached is kept, so a benchmark can show it stayed within.
  */
-export class RateLimiter {
+export class SlidingWindowLimit {
   private readonly windows = new Map<string, { times: number[]; head: number; busiest: number }>();
 
   constructor(private perMinute: number) {}

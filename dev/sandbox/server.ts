@@ -9,7 +9,7 @@ import type { SandboxData } from './data';
 import { type FaultMatch, type FaultProbabilities, Faults, type ScriptedFault } from './faults';
 import { generateData } from './generate';
 import { errorReply, Query, type Reply, validationReply } from './http';
-import { RateLimiter } from './rate-limit';
+import { SlidingWindowLimit } from './rate-limit';
 import { API_BASE, matchRoute, unmatchedReply } from './routes';
 import { headerOf, queryRecord, readBody, write } from './wire';
 
@@ -73,7 +73,7 @@ export interface Sandbox {
 export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbox> {
   const certs = options.certs ?? ensureDevCertificates();
   const data = generateData(options.data);
-  const limiter = new RateLimiter(options.rateLimitPerMinute ?? 600);
+  const limiter = new SlidingWindowLimit(options.rateLimitPerMinute ?? 600);
   const faults = new Faults(options.faults);
   const requests: RequestLogEntry[] = [];
   const sockets = new Set<Socket>();

@@ -1,10 +1,16 @@
 import type { EmailClient, EmailClientOptions } from '@azure/communication-email';
 import type { TokenCredential } from '@azure/identity';
 import { lazy } from '../lazy';
-import { type AlertMessage, type AlertSender, redactSecrets, stableUuid } from './alert-sender';
+import { redactSecrets, stableUuid } from '../redact';
+import type { AlertMessage, AlertSender } from './alert-sender';
 
 export type AcsSenderOptions = (
-  | { endpoint: string; credential?: TokenCredential }
+  | {
+      endpoint: string;
+      credential?: TokenCredential;
+      /** The default credential's user-assigned managed identity (AZURE_CLIENT_ID); unset: system-assigned. */
+      identityClientId?: string;
+    }
   | { connectionString: string }
 ) & {
   to: string[];
@@ -29,7 +35,7 @@ export class AcsEmailAlertSender implements AlertSender {
               options.endpoint,
               options.credential ??
                 new (lazy.identity().DefaultAzureCredential)({
-                  managedIdentityClientId: process.env.AZURE_CLIENT_ID || undefined,
+                  managedIdentityClientId: options.identityClientId || undefined,
                 }),
               options.clientOptions,
             );

@@ -16,5 +16,3 @@ export interface AlertSender {
   /** Resolves once the transport accepted the message; rejects with an error that holds no secret. */
   send(message: AlertMessage): Promise<void>;
 }
-
-export { redactSecrets, stableUuid } from '../redact';

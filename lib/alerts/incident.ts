@@ -1,5 +1,5 @@
 import type { TableClient } from '@azure/data-tables';
-import { ensureTableOnce } from '../storage';
+import { ensureTableOnce, getEntityOrUndefined, isConflict, isPreconditionFailed } from '../storage';
 
 const CURRENT_ROW = 'incident';
 
@@ -23,7 +23,7 @@ export class IncidentTracker {
       else await this.table.createEntity(entity);
       return { id, opened: true };
     } catch (error) {
-      if (statusOf(error) !== 409 && statusOf(error) !== 412) throw error;
+      if (!isConflict(error) && !isPreconditionFailed(error)) throw error;
     }
     const theirs = await this.current(key);
     if (!theirs?.incidentId) throw new Error(`Incident ${key}: opened and closed again at once; try later`);
@@ -42,22 +42,13 @@ export class IncidentTracker {
       );
     } catch (error) {
       // Changed meanwhile by another run: the next run looks again.
-      if (statusOf(error) !== 412) throw error;
+      if (!isPreconditionFailed(error)) throw error;
     }
     return row.incidentId;
   }
 
   private async current(key: string) {
     await ensureTableOnce(this.table);
-    try {
-      return await this.table.getEntity<{ incidentId?: string }>(key, CURRENT_ROW);
-    } catch (error) {
-      if (statusOf(error) === 404) return undefined;
-      throw error;
-    }
+    return getEntityOrUndefined<{ incidentId?: string }>(this.table, key, CURRENT_ROW);
   }
-}
-
-function statusOf(error: unknown): number | undefined {
-  return (error as { statusCode?: number })?.statusCode;
 }

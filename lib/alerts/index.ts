@@ -6,7 +6,7 @@ import { LogAlertSender } from './log-sender';
 import { SmtpAlertSender } from './smtp-sender';
 
 export { AcsEmailAlertSender, type AcsSenderOptions } from './acs-sender';
-export { type AlertMessage, type AlertSender, redactSecrets, stableUuid } from './alert-sender';
+export type { AlertMessage, AlertSender } from './alert-sender';
 export {
   type AlertClaim,
   AlertLedger,
@@ -66,7 +66,11 @@ export function createAlertSender(
   const recipients = { to: alerts.emailTo, from: alerts.emailFrom };
   if (alerts.acsEndpoint || alerts.acsConnectionString) {
     const target = alerts.acsEndpoint
-      ? { endpoint: alerts.acsEndpoint, credential: overrides.credential }
+      ? {
+          endpoint: alerts.acsEndpoint,
+          credential: overrides.credential,
+          identityClientId: alerts.identityClientId,
+        }
       : { connectionString: alerts.acsConnectionString as string };
     return new AcsEmailAlertSender({
       ...target,

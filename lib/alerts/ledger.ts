@@ -1,6 +1,6 @@
 import type { TableClient } from '@azure/data-tables';
 import { safeErrorMessage } from '../redact';
-import { ensureTable } from '../storage';
+import { ensureTableOnce, getEntityOrUndefined, isConflict, isPreconditionFailed } from '../storage';
 
 /** One alert's row: claimed before sending, so restarts, re-runs and other instances never send it twice. */
 export interface AlertRecord {
@@ -35,7 +35,6 @@ export interface AlertLedgerOptions {
  * is never claimed again.
  */
 export class AlertLedger {
-  private ready?: Promise<unknown>;
   private readonly sendingGraceMs: number;
 
   constructor(
@@ -51,7 +50,7 @@ export class AlertLedger {
     details: Record<string, string | number> = {},
     now = new Date(),
   ): Promise<AlertClaim> {
-    await this.ensure();
+    await ensureTableOnce(this.table);
     const claimedAt = now.toISOString();
     try {
       await this.table.createEntity({
@@ -64,7 +63,7 @@ export class AlertLedger {
       });
       return { claimed: true, attempt: 1 };
     } catch (error) {
-      if (statusOf(error) !== 409) throw error;
+      if (!isConflict(error)) throw error;
     }
     const existing = await this.table.getEntity<AlertRecord>(partitionKey, rowKey);
     const abandoned =
@@ -80,7 +79,7 @@ export class AlertLedger {
       );
       return { claimed: true, attempt };
     } catch (error) {
-      if (statusOf(error) === 412) return { claimed: false, status: 'taken' };
+      if (isPreconditionFailed(error)) return { claimed: false, status: 'taken' };
       throw error;
     }
   }
@@ -101,24 +100,7 @@ export class AlertLedger {
   }
 
   async get(partitionKey: string, rowKey: string): Promise<AlertRecord | undefined> {
-    await this.ensure();
-    try {
-      return await this.table.getEntity<AlertRecord>(partitionKey, rowKey);
-    } catch (error) {
-      if (statusOf(error) === 404) return undefined;
-      throw error;
-    }
+    await ensureTableOnce(this.table);
+    return getEntityOrUndefined<AlertRecord>(this.table, partitionKey, rowKey);
   }
-
-  private ensure(): Promise<unknown> {
-    this.ready ??= ensureTable(this.table).catch((error) => {
-      this.ready = undefined;
-      throw error;
-    });
-    return this.ready;
-  }
-}
-
-function statusOf(error: unknown): number | undefined {
-  return (error as { statusCode?: number })?.statusCode;
 }

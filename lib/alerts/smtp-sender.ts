@@ -1,6 +1,7 @@
 import type nodemailer from 'nodemailer';
 import { lazy } from '../lazy';
-import { type AlertMessage, type AlertSender, redactSecrets, stableUuid } from './alert-sender';
+import { redactSecrets, stableUuid } from '../redact';
+import type { AlertMessage, AlertSender } from './alert-sender';
 
 export interface SmtpSenderOptions {
   /** `smtp://[user:password@]host:port` or `smtps://…` (SMTP_URL). */

@@ -1,11 +1,6 @@
 import { readFile, stat } from 'node:fs/promises';
-import {
-  CertificateError,
-  type CertificateLocation,
-  type CertificateSource,
-  type ClientCertificate,
-  parseClientCertificate,
-} from './certificate';
+import type { CertificateLocation, CertificateSource, ClientCertificate } from './certificate';
+import { CertificateError, parseClientCertificate } from './certificate';
 
 /** FPX_CERT_PATH: a PEM (certificate and key) or PFX file (FPX_CERT_PASSWORD), re-read when it changes. */
 export class FileCertificateSource implements CertificateSource {

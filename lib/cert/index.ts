@@ -27,6 +27,7 @@ export function createCertificateSource(
     vaultUrl: settings.vaultUrl,
     name: settings.name,
     refreshMinutes: settings.refreshMinutes,
+    identityClientId: settings.identityClientId,
     ...keyVault,
   });
 }

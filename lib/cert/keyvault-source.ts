@@ -16,8 +16,10 @@ export interface KeyVaultSourceOptions {
   name: string;
   /** How often `current()` looks for a new version. */
   refreshMinutes: number;
-  /** Default: DefaultAzureCredential (managed identity in Azure; AZURE_CLIENT_ID picks a user-assigned one). */
+  /** Default: DefaultAzureCredential (managed identity in Azure; `identityClientId` picks a user-assigned one). */
   credential?: TokenCredential;
+  /** The default credential's user-assigned managed identity (AZURE_CLIENT_ID); unset: system-assigned. */
+  identityClientId?: string;
   /** E.g. `tlsOptions` and `disableChallengeResourceVerification` for a local fake. */
   clientOptions?: SecretClientOptions;
   /** Time for the refresh interval, certificate validity and the Key Vault timeout (tests move it). */
@@ -66,7 +68,7 @@ export class KeyVaultCertificateSource implements CertificateSource {
     const credential =
       options.credential ??
       new (lazy.identity().DefaultAzureCredential)({
-        managedIdentityClientId: process.env.AZURE_CLIENT_ID || undefined,
+        managedIdentityClientId: options.identityClientId || undefined,
       });
     this.client = new (lazy.keyVaultSecrets().SecretClient)(
       options.vaultUrl,

@@ -1,6 +1,15 @@
 import { z } from 'zod';
 import { parseStorageSettings, type StorageSettings } from '../storage/settings';
 
+export {
+  HOST_JSON,
+  type HostJsonFile,
+  type HostJsonSettings,
+  hostJsonSettings,
+  MAX_DEQUEUE_COUNT,
+  timeSpanSeconds,
+} from './host-json';
+
 /**
  * Every setting of the contract, parsed once into a typed config before any function is registered.
  * A bad setting stops start-up with one message naming it; values of secret settings are never echoed.
@@ -12,15 +21,6 @@ export const SCHEDULE_DEFAULTS = {
   CERT_CHECK_SCHEDULE: '0 0 8 * * *',
   REFERENCE_DATA_SCHEDULE: '0 0 2 * * *',
 } as const;
-
-/** Settings whose values must never appear in a message or a log. */
-export const SECRET_SETTINGS = new Set([
-  'AzureWebJobsStorage',
-  'FPX_CERT_PASSWORD',
-  'CRM_WEBHOOK_SECRET',
-  'ACS_EMAIL_CONNECTION_STRING',
-  'SMTP_URL',
-]);
 
 export class ConfigError extends Error {
   constructor(
@@ -182,12 +182,20 @@ const settingsSchema = z.object({
   POLL_TENANTS_SCHEDULE: ncrontab(SCHEDULE_DEFAULTS.POLL_TENANTS_SCHEDULE),
   CERT_CHECK_SCHEDULE: ncrontab(SCHEDULE_DEFAULTS.CERT_CHECK_SCHEDULE),
   REFERENCE_DATA_SCHEDULE: ncrontab(SCHEDULE_DEFAULTS.REFERENCE_DATA_SCHEDULE),
+  AZURE_CLIENT_ID: optionalText,
 });
 
 type Settings = z.infer<typeof settingsSchema>;
 
 export type CertificateSettings =
-  | { kind: 'keyVault'; vaultUrl: string; name: string; refreshMinutes: number }
+  | {
+      kind: 'keyVault';
+      vaultUrl: string;
+      name: string;
+      refreshMinutes: number;
+      /** AZURE_CLIENT_ID: the user-assigned managed identity to read the vault with (unset: system-assigned). */
+      identityClientId?: string;
+    }
   | { kind: 'file'; path: string; password?: string };
 
 export interface LoadConfigOptions {
@@ -217,6 +225,8 @@ export interface Config {
     acsEndpoint?: string;
     acsConnectionString?: string;
     smtpUrl?: string;
+    /** AZURE_CLIENT_ID: the user-assigned managed identity for ACS_EMAIL_ENDPOINT (unset: system-assigned). */
+    identityClientId?: string;
     /** Alert settings that held an unresolved Key Vault reference (so are taken as unset). */
     unresolved?: string[];
   };
@@ -240,6 +250,7 @@ function certificateSettings(s: Settings): CertificateSettings {
       vaultUrl: s.FPX_CERT_KEYVAULT_URL,
       name: s.FPX_CERT_NAME,
       refreshMinutes: s.CERT_REFRESH_MINUTES,
+      identityClientId: s.AZURE_CLIENT_ID,
     };
   }
   if (!s.FPX_CERT_PATH) {
@@ -349,6 +360,7 @@ function parseSettings(env: Record<string, string | undefined>, unresolved: stri
       acsEndpoint: s.ACS_EMAIL_ENDPOINT,
       acsConnectionString: s.ACS_EMAIL_CONNECTION_STRING,
       smtpUrl: s.SMTP_URL,
+      identityClientId: s.AZURE_CLIENT_ID,
       ...(alertsUnresolved.length > 0 ? { unresolved: alertsUnresolved } : {}),
     },
     schedules: {

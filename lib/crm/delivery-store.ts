@@ -1,5 +1,12 @@
 import { odata, type TableClient, type TableEntity, type TransactionAction } from '@azure/data-tables';
-import { fromChunks, toChunks } from './blob';
+import {
+  deleteEntityIfUnchanged,
+  ensureTableOnce,
+  getEntityOrUndefined,
+  isConflict,
+  isPreconditionFailed,
+} from '../storage';
+import { fromChunks, toChunks } from './packed-json';
 import type { CrmOperation, WebhookEndpoint } from './payloads';
 
 /**
@@ -82,13 +89,11 @@ export class DeliveryLeaseLost extends Error {
 }
 
 export class DeliveryStore {
-  private ready?: Promise<void>;
-
   constructor(readonly table: TableClient) {}
 
   /** Inserts the delivery row with its payload, atomically: undefined when the id is already claimed. */
   async create(fields: DeliveryFields, payload: Buffer): Promise<Delivery | undefined> {
-    await this.ensureTable();
+    await ensureTableOnce(this.table);
     const pk = fields.deliveryId;
     const blob = layoutBlob('payload', pk, payload);
     // Empty columns are left out (read back as ''): a smaller insert on the webhook's critical path.
@@ -101,20 +106,15 @@ export class DeliveryStore {
       ]);
       return { ...fields, etag, row };
     } catch (error) {
-      if (statusOf(error) === 409) return undefined;
+      if (isConflict(error)) return undefined;
       throw error;
     }
   }
 
   async get(deliveryId: string): Promise<Delivery | undefined> {
-    await this.ensureTable();
-    try {
-      const entity = await this.table.getEntity<Record<string, unknown>>(deliveryId, DELIVERY_ROW);
-      return toDelivery(entity);
-    } catch (error) {
-      if (statusOf(error) === 404) return undefined;
-      throw error;
-    }
+    await ensureTableOnce(this.table);
+    const entity = await getEntityOrUndefined(this.table, deliveryId, DELIVERY_ROW);
+    return entity ? toDelivery(entity) : undefined;
   }
 
   /** Merges `changes` if nobody changed the row since `current` was read; stores `result` when given. */
@@ -130,7 +130,7 @@ export class DeliveryStore {
       ]);
       return { ...current, ...changes, etag, row: { ...current.row, ...merged } };
     } catch (error) {
-      if (statusOf(error) === 412) throw new DeliveryLeaseLost(pk);
+      if (isPreconditionFailed(error)) throw new DeliveryLeaseLost(pk);
       throw error;
     }
   }
@@ -156,7 +156,7 @@ export class DeliveryStore {
     now: Date,
     queuedGraceMs: number,
   ): AsyncIterable<{ deliveryId: string; status: StoredStatus }> {
-    await this.ensureTable();
+    await ensureTableOnce(this.table);
     const overdue = new Date(now.getTime() - queuedGraceMs).toISOString();
     const rows = this.table.listEntities<Record<string, unknown>>({
       queryOptions: {
@@ -196,19 +196,14 @@ export class DeliveryStore {
         else await this.table.createEntity(entity);
         return;
       } catch (error) {
-        if (statusOf(error) !== 409 && statusOf(error) !== 412) throw error;
+        if (!isConflict(error) && !isPreconditionFailed(error)) throw error;
       }
     }
   }
 
   private async orderRow(target: string) {
-    await this.ensureTable();
-    try {
-      return await this.table.getEntity<Record<string, unknown>>(orderPartition(target), ORDER_ROW);
-    } catch (error) {
-      if (statusOf(error) === 404) return undefined;
-      throw error;
-    }
+    await ensureTableOnce(this.table);
+    return getEntityOrUndefined(this.table, orderPartition(target), ORDER_ROW);
   }
 
   /**
@@ -216,7 +211,7 @@ export class DeliveryStore {
    * expired: by then no update of theirs can still be waiting.
    */
   async purgeExpired(now: Date): Promise<number> {
-    await this.ensureTable();
+    await ensureTableOnce(this.table);
     const expired = this.table.listEntities<Record<string, unknown>>({
       queryOptions: {
         filter: odata`expiresAt lt ${now.toISOString()} and ((RowKey eq ${DELIVERY_ROW} and (status eq 'delivered' or status eq 'rejected' or status eq 'failed' or status eq 'superseded')) or RowKey eq ${ORDER_ROW})`,
@@ -228,9 +223,7 @@ export class DeliveryStore {
       const pk = String(entity.partitionKey);
       if (entity.rowKey === ORDER_ROW) {
         // On its ETag: an order record moved forward meanwhile stays.
-        await this.table.deleteEntity(pk, ORDER_ROW, { etag: entity.etag }).catch((error) => {
-          if (statusOf(error) !== 404 && statusOf(error) !== 412) throw error;
-        });
+        await deleteEntityIfUnchanged(this.table, pk, ORDER_ROW, entity.etag);
         continue;
       }
       const rows = this.table.listEntities({
@@ -282,17 +275,6 @@ export class DeliveryStore {
     }
     const response = await this.table.submitTransaction(actions);
     return response.getResponseForEntity(DELIVERY_ROW)?.etag ?? '';
-  }
-
-  private ensureTable(): Promise<void> {
-    this.ready ??= this.table.createTable().then(
-      () => undefined,
-      (error) => {
-        this.ready = undefined;
-        throw error;
-      },
-    );
-    return this.ready;
   }
 }
 
@@ -372,8 +354,4 @@ function binary(value: unknown): Uint8Array {
   if (value instanceof Uint8Array) return value;
   if (typeof value === 'string') return Buffer.from(value, 'base64');
   throw new Error('a blob chunk is missing');
-}
-
-function statusOf(error: unknown): number | undefined {
-  return (error as { statusCode?: number })?.statusCode;
 }

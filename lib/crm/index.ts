@@ -1,12 +1,7 @@
 /** CRM → FPX webhooks: verification, payload schemas, idempotency and durable delivery. See docs/crm-webhooks.md. */
 export { REPLAYED_HEADER } from './answers';
 export { retryDelaySeconds } from './backoff';
-export {
-  DELIVERY_POISON_QUEUE,
-  DELIVERY_QUEUE,
-  DeliveryQueue,
-  encodeDeliveryMessage,
-} from './delivery-queue';
+export { DELIVERY_POISON_QUEUE, DELIVERY_QUEUE, DeliveryQueue } from './delivery-queue';
 export { deliveryIdFor } from './delivery-steps';
 export { DELIVERIES_TABLE, type Delivery, DeliveryStore, RETENTION_DAYS } from './delivery-store';
 export {

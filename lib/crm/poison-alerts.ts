@@ -2,8 +2,10 @@ import type { QueueClient } from '@azure/storage-queue';
 import type { AlertMessage, AlertSender } from '../alerts/alert-sender';
 import { IncidentTracker } from '../alerts/incident';
 import { AlertLedger } from '../alerts/ledger';
+import { MAX_DEQUEUE_COUNT } from '../config';
 import type { Log } from '../log';
 import { redactSecrets, safeErrorMessage } from '../redact';
+import { decodeMessageText, queueDepth } from '../storage';
 import type { CrmServices } from './deps';
 
 /** Per poison queue: its open incident (row `incident`) and the alert sent per incident (row = incident id). */
@@ -67,7 +69,7 @@ export async function alertPoisonQueues(watch: PoisonWatch, log: Log): Promise<P
 async function checkQueue(watch: PoisonWatch, queue: QueueClient, log: Log): Promise<PoisonQueueCheck> {
   const now = new Date(watch.now());
   const name = queue.name;
-  const depth = await depthOf(queue);
+  const depth = await queueDepth(queue);
   if (depth === 0) {
     const closed = await watch.incidents.close(name, now);
     if (closed) log.log(`Poison queue ${name} is empty again: incident ${closed} closed`);
@@ -92,16 +94,6 @@ async function checkQueue(watch: PoisonWatch, queue: QueueClient, log: Log): Pro
   return { ...check, alert: 'sent' };
 }
 
-/** Messages in the queue; a queue not created yet holds none. */
-async function depthOf(queue: QueueClient): Promise<number> {
-  try {
-    return (await queue.getProperties()).approximateMessagesCount ?? 0;
-  } catch (error) {
-    if ((error as { statusCode?: number }).statusCode === 404) return 0;
-    throw error;
-  }
-}
-
 async function incidentAlert(queue: QueueClient, depth: number, incident: string): Promise<AlertMessage> {
   const peeked = await queue.peekMessages({ numberOfMessages: SHOWN_MESSAGES });
   const shown = peeked.peekedMessageItems.map(
@@ -113,7 +105,7 @@ async function incidentAlert(queue: QueueClient, depth: number, incident: string
     text: [
       `The queue ${queue.name} holds ${depth} message(s) (first seen ${incident}).`,
       ``,
-      `A message lands there when the Functions host failed to process it 5 times in a row (storage or`,
+      `A message lands there when the Functions host failed to process it ${MAX_DEQUEUE_COUNT} times in a row (storage or`,
       `identity unavailable, a crash), or when a CRM delivery used all its attempts (alerted on its own).`,
       `Nothing takes it out again by itself: look at the cause, then requeue or delete the messages.`,
       `CRM deliveries left queued by a lost message are queued again by recoverCrmDeliveries.`,
@@ -128,7 +120,6 @@ async function incidentAlert(queue: QueueClient, depth: number, incident: string
 
 /** Messages are base64 JSON, as the host's queue trigger reads them; anything else is shown as it is. */
 function decoded(text: string): string {
-  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(text)) return text;
-  const plain = Buffer.from(text, 'base64').toString('utf8');
-  return /^[\x20-\x7e]*$/.test(plain) ? plain : text;
+  const plain = decodeMessageText(text);
+  return plain !== undefined && /^[\x20-\x7e]*$/.test(plain) ? plain : text;
 }

@@ -1,9 +1,9 @@
 import { z } from 'zod';
 import { header, type PlainRequest, type PlainResponse, readBoundedBody } from '../http';
 import { failure, type PublicDeliveryStatus } from './answers';
-import { unpackJson } from './blob';
 import type { CrmDeps } from './deps';
 import { signatureHeaders } from './http-input';
+import { unpackJson } from './packed-json';
 import { deliveryStatusContent, verifyWebhookSignature } from './signature';
 
 const uuid = z.uuid();

@@ -1,5 +1,4 @@
-import type { Delivery } from './delivery-store';
-import type { CrmDeps } from './deps';
+import type { DeliveryFields } from './delivery-store';
 import type { CrmOperation } from './payloads';
 
 /**
@@ -23,11 +22,19 @@ export function orderTarget(operation: CrmOperation): string {
   }
 }
 
-/** Why this delivery must not be sent (a newer update of its target was delivered), or undefined. */
-export async function supersededReason(deps: CrmDeps, delivery: Delivery): Promise<string | undefined> {
-  if (!delivery.target || !delivery.signedAt) return undefined;
-  const newest = await deps.store.newestDelivered(delivery.target);
-  if (newest <= delivery.signedAt) return undefined;
+type Ordered = Pick<DeliveryFields, 'op' | 'target' | 'signedAt'>;
+
+/** Whether the delivery takes part in the order (an update with a target, from a request whose signing time is kept). */
+export function isOrdered(delivery: Ordered): boolean {
+  return Boolean(delivery.target && delivery.signedAt);
+}
+
+/**
+ * Why this delivery must not be sent, given the signing time (Unix seconds) of the newest update of its target
+ * delivered so far (`DeliveryStore.newestDelivered`), or undefined.
+ */
+export function supersededBy(delivery: Ordered, newestDelivered: number): string | undefined {
+  if (!isOrdered(delivery) || newestDelivered <= delivery.signedAt) return undefined;
   const at = (seconds: number) => new Date(seconds * 1000).toISOString();
-  return `superseded: an update of the same ${delivery.op === 'updateContact' ? 'contact' : 'status record'} signed at ${at(newest)} was delivered first (this one was signed at ${at(delivery.signedAt)}); not sent`;
+  return `superseded: an update of the same ${delivery.op === 'updateContact' ? 'contact' : 'status record'} signed at ${at(newestDelivered)} was delivered first (this one was signed at ${at(delivery.signedAt)}); not sent`;
 }

@@ -1,25 +1,22 @@
 import type { PlainRequest, PlainResponse } from '../http';
 import type { Log } from '../log';
 import { delivered, failure, queued, rejected, replayed, superseded } from './answers';
-import { retryDelaySeconds } from './backoff';
-import { MAX_BLOB_BYTES, packJson, unpackJson } from './blob';
 import {
+  apply,
   attempt,
-  attemptsAfter,
+  decideAttempted,
+  decideWithOrder,
   deliveryIdFor,
-  leaseIsLive,
   newDelivery,
   recordFinal,
-  recordRetry,
-  recordSuperseded,
-  takeLease,
 } from './delivery-steps';
-import { type Delivery, FINAL_STATUSES } from './delivery-store';
+import type { Delivery } from './delivery-store';
 import type { CrmDeps } from './deps';
 import type { AttemptOutcome } from './fpx-attempt';
 import { readWebhookRequest, type WebhookInput } from './http-input';
+import { type Decision, decide, effectOf, inFlight } from './lifecycle';
+import { MAX_PACKED_BYTES, packJson, unpackJson } from './packed-json';
 import type { WebhookEndpoint } from './payloads';
-import { supersededReason } from './update-order';
 
 /**
  * A CRM webhook: verify, validate, claim its webhook-id, hand it to FPX and answer with FPX's result —
@@ -40,15 +37,20 @@ export async function handleWebhook(
   const input = read.input;
   const deliveryId = deliveryIdFor(input.webhookId);
 
-  const claim = await claimWebhook(deps, endpoint, deliveryId, input);
+  const claim = await claimWebhook(deps, endpoint, deliveryId, input, log);
   if ('answer' in claim) return claim.answer;
   const delivery = claim.delivery;
 
   // An update signed before one of the same target that was delivered already: not sent (it would undo it).
-  const reason = await supersededReason(deps, delivery);
-  if (reason) {
-    const recorded = await recordSuperseded(deps, delivery, reason, log, 200);
-    return recorded ? superseded(deliveryId, reason) : inFlight(input.webhookId);
+  const ready = await decideWithOrder(deps, delivery, { type: 'claimed', now: deps.now() });
+  const answer = effectOf(ready, 'answer');
+  if (answer) {
+    if (!(await apply(deps, delivery, ready, log))) {
+      log.warn(`Delivery ${deliveryId}: superseded, but another attempt holds it now (lease lost)`);
+      return inFlight(input.webhookId);
+    }
+    log.warn(`Delivery ${deliveryId} (webhook ${input.webhookId}): ${ready.change?.lastError}`);
+    return answer.response;
   }
 
   // Behind a long rate-limit wait (a 429's Retry-After, a burst): queue now rather than keep the CRM waiting.
@@ -63,28 +65,34 @@ export async function handleWebhook(
         }
       : await attempt(deps, delivery, input.operation, input.endUserToken);
 
+  const decision = decideAttempted(deps, delivery, outcome, 'webhook');
+  const where = `Delivery ${deliveryId} (webhook ${input.webhookId})`;
   switch (outcome.kind) {
     case 'delivered':
-      deps.pending.start(deliveryId, () => recordFinal(deps, delivery, outcome, log, 200), log);
-      log.log(`Delivery ${deliveryId} (webhook ${input.webhookId}): delivered to FPX`);
-      return delivered(deliveryId, outcome.result);
+      deps.pending.start(deliveryId, () => recordFinal(deps, delivery, decision, outcome, log), log);
+      log.log(`${where}: delivered to FPX`);
+      break;
     case 'rejected':
-      deps.pending.start(deliveryId, () => recordFinal(deps, delivery, outcome, log, 422), log);
-      log.warn(`Delivery ${deliveryId} (webhook ${input.webhookId}): FPX rejected it: ${outcome.message}`);
-      return rejected(deliveryId, outcome.message, outcome.errors);
+      deps.pending.start(deliveryId, () => recordFinal(deps, delivery, decision, outcome, log), log);
+      log.warn(`${where}: FPX rejected it: ${outcome.message}`);
+      break;
     case 'unavailable': {
-      const delay = retryDelaySeconds(
-        attemptsAfter(delivery, outcome),
-        deps.policy.backoffSeconds,
-        outcome.retryAfterMs,
-      );
-      await recordRetry(deps, delivery, outcome, delay, log, 202);
-      log.warn(
-        `Delivery ${deliveryId} (webhook ${input.webhookId}): queued, retry in ${delay} s: ${outcome.error}`,
-      );
-      return queued(deliveryId);
+      if (!(await apply(deps, delivery, decision, log))) {
+        log.warn(`Delivery ${deliveryId}: another attempt holds it now (lease lost)`);
+      }
+      const delay = effectOf(decision, 'schedule')?.delaySeconds;
+      log.warn(`${where}: queued, retry in ${delay} s: ${outcome.error}`);
+      break;
     }
   }
+  return answerOf(decision);
+}
+
+/** The answer a decision on the webhook's attempt gives the CRM. */
+function answerOf(decision: Decision): PlainResponse {
+  const answer = effectOf(decision, 'answer');
+  if (!answer) throw new Error('The decision on the webhook has no answer');
+  return answer.response;
 }
 
 type Claim = { delivery: Delivery } | { answer: PlainResponse };
@@ -95,38 +103,30 @@ async function claimWebhook(
   endpoint: WebhookEndpoint,
   deliveryId: string,
   input: WebhookInput,
+  log: Log,
 ): Promise<Claim> {
-  const now = deps.now();
   const payload = await packJson(input.operation);
-  if (payload.length > MAX_BLOB_BYTES) {
+  if (payload.length > MAX_PACKED_BYTES) {
     return { answer: failure(413, 'The payload is too large to store for delivery') };
   }
-  const created = await deps.store.create(
-    newDelivery(input, endpoint, deliveryId, now, deps.policy.leaseMs),
-    payload,
-  );
+  const row = newDelivery(input, endpoint, deliveryId, deps.now(), deps.policy.leaseMs);
+  const created = await deps.store.create(row, payload);
   if (created) return { delivery: created };
 
   await deps.pending.settled(deliveryId);
   const existing = await deps.store.get(deliveryId);
   if (!existing) return { answer: inFlight(input.webhookId) };
-  if (existing.fingerprint !== input.fingerprint) {
-    return {
-      answer: failure(422, `webhook-id ${input.webhookId} was already used for a different request body`),
-    };
-  }
-  // Answered before, or finished by the queue after the first request's instance died: the same answer again.
-  if (existing.answerStatus || FINAL_STATUSES.includes(existing.status)) {
-    return { answer: replayed(await storedAnswer(deps, existing)) };
-  }
-  if (leaseIsLive(existing, now)) return { answer: inFlight(input.webhookId) };
-  // The first request's instance stopped mid-attempt: its lease ran out, so this repeat finishes the job.
-  const taken = await takeLease(deps, existing);
+  const decision = decide(
+    existing,
+    { type: 'repeat', now: deps.now(), fingerprint: input.fingerprint },
+    deps.policy,
+  );
+  const answer = effectOf(decision, 'answer');
+  if (answer) return { answer: answer.response };
+  if (effectOf(decision, 'replay')) return { answer: replayed(await storedAnswer(deps, existing)) };
+  const taken = await apply(deps, existing, decision, log);
   return taken ? { delivery: taken } : { answer: inFlight(input.webhookId) };
 }
-
-const inFlight = (webhookId: string) =>
-  failure(409, `webhook-id ${webhookId} is still being processed; repeat it later for the answer`);
 
 /** The first answer, rebuilt from the record (from its state, if the first request never got one). */
 async function storedAnswer(deps: CrmDeps, delivery: Delivery): Promise<PlainResponse> {

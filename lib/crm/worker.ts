@@ -1,23 +1,11 @@
 import type { Log } from '../log';
-import { safeErrorMessage } from '../redact';
-import { retryDelaySeconds } from './backoff';
-import { unpackJson } from './blob';
 import { deliveryMessage } from './delivery-queue';
-import {
-  attempt,
-  attemptsAfter,
-  iso,
-  leaseIsLive,
-  recordFinal,
-  recordRetry,
-  recordSuperseded,
-  takeLease,
-  touched,
-} from './delivery-steps';
-import { type Delivery, DeliveryLeaseLost, FINAL_STATUSES } from './delivery-store';
+import { apply, attempt, decideAttempted, decideWithOrder, recordFinal } from './delivery-steps';
+import type { Delivery } from './delivery-store';
 import type { CrmDeps } from './deps';
+import { decide, effectOf } from './lifecycle';
+import { unpackJson } from './packed-json';
 import type { CrmOperation } from './payloads';
-import { supersededReason } from './update-order';
 
 export type WorkerOutcome =
   | 'delivered'
@@ -56,86 +44,48 @@ export async function deliverQueuedRequest(
     log.warn(`Delivery ${deliveryId} is not in the table (purged?); message dropped`);
     return 'unknown-delivery';
   }
-  if (FINAL_STATUSES.includes(found.status)) return 'skipped';
-  const now = deps.now();
-  if (leaseIsLive(found, now)) {
-    const waitSeconds = Math.ceil((Date.parse(found.leaseUntil) - now) / 1000) + 1;
-    await deps.queue.schedule(deliveryId, waitSeconds);
-    return 'deferred';
+  const decision = await decideWithOrder(deps, found, { type: 'message', now: deps.now() });
+  if (effectOf(decision, 'skip')) return 'skipped';
+  const held = await apply(deps, found, decision, log);
+  if (effectOf(decision, 'attempt')) return held ? attemptNow(deps, held, log) : 'skipped';
+  switch (decision.change?.status) {
+    case 'superseded':
+      if (!held) {
+        log.warn(`Delivery ${deliveryId}: superseded, but another attempt holds it now (lease lost)`);
+        return 'skipped';
+      }
+      log.warn(`Delivery ${deliveryId} (webhook ${found.webhookId}): ${decision.change.lastError}`);
+      return 'superseded';
+    case 'failed':
+      return 'failed';
+    default:
+      return 'deferred';
   }
-  // A retry is already scheduled later (this message is a repeat, or from recovery): that message comes.
-  if (found.status === 'queued' && found.nextAttemptAt && Date.parse(found.nextAttemptAt) > now + 1_000) {
-    return 'skipped';
-  }
-  const reason = await supersededReason(deps, found);
-  if (reason) return (await recordSuperseded(deps, found, reason, log)) ? 'superseded' : 'skipped';
-  if (found.attempts >= deps.policy.maxAttempts) {
-    await exhaust(deps, found, found.lastError || 'no attempts left', log);
-    return 'failed';
-  }
+}
 
-  const delivery = await takeLease(deps, found);
-  if (!delivery) return 'skipped';
+/** The attempt under the lease just taken, and its outcome on record. */
+async function attemptNow(deps: CrmDeps, delivery: Delivery, log: Log): Promise<WorkerOutcome> {
+  const { deliveryId } = delivery;
   const operation = (await unpackJson(await deps.store.payload(delivery))) as CrmOperation;
   const outcome = await attempt(deps, delivery, operation);
+  const decision = decideAttempted(deps, delivery, outcome, 'queue');
   switch (outcome.kind) {
     case 'delivered':
     case 'rejected':
-      await recordFinal(deps, delivery, outcome, log);
+      await recordFinal(deps, delivery, decision, outcome, log);
       if (outcome.kind === 'rejected')
         log.warn(`Delivery ${deliveryId}: FPX rejected it: ${outcome.message}`);
       else log.log(`Delivery ${deliveryId}: delivered on attempt ${delivery.attempts + 1}`);
       return outcome.kind;
     case 'unavailable': {
-      const attempts = attemptsAfter(delivery, outcome);
-      if (attempts >= deps.policy.maxAttempts) {
-        await exhaust(deps, { ...delivery, attempts }, outcome.error, log);
-        return 'failed';
-      }
-      const delay = retryDelaySeconds(attempts, deps.policy.backoffSeconds, outcome.retryAfterMs);
-      await recordRetry(deps, delivery, outcome, delay, log);
+      const written = await apply(deps, delivery, decision, log);
+      if (decision.change?.status === 'failed') return 'failed';
+      if (!written) log.warn(`Delivery ${deliveryId}: another attempt holds it now (lease lost)`);
+      const delay = effectOf(decision, 'schedule')?.delaySeconds;
+      const attempts = decision.change?.attempts;
       log.warn(`Delivery ${deliveryId}: attempt ${attempts} failed, retry in ${delay} s: ${outcome.error}`);
       return 'retry';
     }
-  }
-}
-
-/** Attempts used up: `failed` with the last error, the message parked in the poison queue, an operator alert. */
-async function exhaust(deps: CrmDeps, delivery: Delivery, lastError: string, log: Log): Promise<void> {
-  const now = deps.now();
-  try {
-    await deps.store.update(delivery, {
-      status: 'failed',
-      attempts: delivery.attempts,
-      lastError,
-      completedAt: iso(now),
-      ...touched(now),
-    });
-  } catch (error) {
-    if (error instanceof DeliveryLeaseLost) return; // another attempt has it
-    throw error;
-  }
-  await deps.queue.poison({ deliveryId: delivery.deliveryId });
-  const subject = `CRM delivery ${delivery.deliveryId} failed after ${delivery.attempts} attempts`;
-  log.error(`${subject}: ${lastError}`);
-  try {
-    await deps.alerts.send({
-      id: `crm-delivery/${delivery.deliveryId}`,
-      subject,
-      text: [
-        `A request from the CRM could not be delivered to FPX and was given up.`,
-        ``,
-        `Delivery:   ${delivery.deliveryId} (GET /api/crm/deliveries/${delivery.deliveryId})`,
-        `Webhook id: ${delivery.webhookId}`,
-        `Operation:  ${delivery.op} for tenant ${delivery.tenantId}`,
-        `Attempts:   ${delivery.attempts}, first on ${delivery.createdAt}`,
-        `Last error: ${lastError}`,
-        ``,
-        `The message is in the queue crm-deliveries-poison; the payload stays in the table CrmDeliveries.`,
-      ].join('\n'),
-    });
-  } catch (error) {
-    log.error(`The alert for delivery ${delivery.deliveryId} could not be sent: ${safeErrorMessage(error)}`);
   }
 }
 
@@ -158,10 +108,13 @@ function safeJson(text: string): unknown {
 export async function recoverStalled(deps: CrmDeps, log: Log): Promise<number> {
   let queued = 0;
   const now = deps.now();
-  for await (const { deliveryId, status } of deps.store.stalled(new Date(now), deps.policy.queuedGraceMs)) {
-    await deps.queue.schedule(deliveryId, 0);
-    if (status === 'queued') {
-      await markRequeued(deps, deliveryId, now);
+  for await (const { deliveryId } of deps.store.stalled(new Date(now), deps.policy.queuedGraceMs)) {
+    const delivery = await deps.store.get(deliveryId);
+    if (!delivery) continue;
+    const decision = decide(delivery, { type: 'recover', now }, deps.policy);
+    if (effectOf(decision, 'skip')) continue;
+    await apply(deps, delivery, decision, log);
+    if (delivery.status === 'queued') {
       log.warn(`Delivery ${deliveryId}: queued, but its retry is long overdue (message lost); queued again`);
     } else {
       log.warn(
@@ -171,13 +124,4 @@ export async function recoverStalled(deps: CrmDeps, log: Log): Promise<number> {
     queued++;
   }
   return queued;
-}
-
-/** The new message's time as the next attempt, so the next runs do not queue it again while it waits. */
-async function markRequeued(deps: CrmDeps, deliveryId: string, now: number): Promise<void> {
-  const delivery = await deps.store.get(deliveryId);
-  if (delivery?.status !== 'queued') return;
-  await deps.store.update(delivery, { nextAttemptAt: iso(now), ...touched(now) }).catch((error) => {
-    if (!(error instanceof DeliveryLeaseLost)) throw error;
-  });
 }

@@ -62,17 +62,6 @@ export class FpxClient {
     return this.list('/partnerReferrals', 'GET /partnerReferrals', schemas.referral, {}, options);
   }
 
-  /** GET /partnerTenants/contacts: contacts across the partner's tenants. */
-  partnerTenantContacts(options: CallOptions = {}): PagedList<schemas.Contact> {
-    return this.list(
-      '/partnerTenants/contacts',
-      'GET /partnerTenants/contacts',
-      schemas.contact,
-      {},
-      options,
-    );
-  }
-
   /** GET /tenants/{tenantId}/services/entitlements: all records, or those of `serviceIds`. A bare array. */
   entitlements(tenantId: string, serviceIds: number[] = [], options: CallOptions = {}) {
     return this.transport.call({

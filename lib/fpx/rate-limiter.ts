@@ -18,11 +18,26 @@ export interface CallLimiter {
   estimateWaitMs(priority: Priority): number;
 }
 
-interface Waiter {
+/** A caller waiting for its slot (this limiter's or the shared budget's). */
+export interface Waiter {
   resolve: () => void;
   reject: (reason: unknown) => void;
   signal?: AbortSignal;
   onAbort?: () => void;
+}
+
+/** Queues a caller until the limiter lets it go; its signal's abort takes it out of the queue and rejects. */
+export function enqueueWaiter<W extends Waiter>(queue: W[], waiter: W): void {
+  const { signal } = waiter;
+  if (signal) {
+    waiter.onAbort = () => {
+      const index = queue.indexOf(waiter);
+      if (index >= 0) queue.splice(index, 1);
+      waiter.reject(signal.reason);
+    };
+    signal.addEventListener('abort', waiter.onAbort, { once: true });
+  }
+  queue.push(waiter);
 }
 
 /**
@@ -49,17 +64,7 @@ export class RateLimiter implements CallLimiter {
   acquire(signal?: AbortSignal, priority: Priority = 'bulk'): Promise<void> {
     if (signal?.aborted) return Promise.reject(signal.reason);
     return new Promise<void>((resolve, reject) => {
-      const waiter: Waiter = { resolve, reject, signal };
-      const queue = this.waiters[priority];
-      if (signal) {
-        waiter.onAbort = () => {
-          const index = queue.indexOf(waiter);
-          if (index >= 0) queue.splice(index, 1);
-          reject(signal.reason);
-        };
-        signal.addEventListener('abort', waiter.onAbort, { once: true });
-      }
-      queue.push(waiter);
+      enqueueWaiter(this.waiters[priority], { resolve, reject, signal });
       this.pump();
     });
   }

@@ -2,6 +2,7 @@ import type { QueueClient } from '@azure/storage-queue';
 import { type CrmDeps, type Delivery, RETENTION_DAYS } from '../crm';
 import { DeliveryLeaseLost } from '../crm/delivery-store';
 import { safeErrorMessage } from '../redact';
+import { ensureQueueOnce, isNotFound, parseJsonMessage, queueDepth } from '../storage';
 import { QUEUES } from './status';
 
 /**
@@ -154,7 +155,7 @@ export async function requeuePoison(deps: RequeueDeps, queueName: string): Promi
   // What is there now, no more: a message the worker poisons again at once is not chased round in circles.
   const limit = await depth(poison);
   try {
-    await target.createIfNotExists();
+    await ensureQueueOnce(target);
     while (moved < limit) {
       const received = await poison.receiveMessages({
         numberOfMessages: Math.min(BATCH, limit - moved),
@@ -175,7 +176,7 @@ export async function requeuePoison(deps: RequeueDeps, queueName: string): Promi
       if (clock() >= stopAt) break;
     }
   } catch (error) {
-    if ((error as { statusCode?: number }).statusCode !== 404) {
+    if (!isNotFound(error)) {
       return {
         status: 500,
         ok: false,
@@ -206,8 +207,7 @@ export async function requeuePoison(deps: RequeueDeps, queueName: string): Promi
 async function reopenNamedDelivery(deps: CrmDeps, messageText: string): Promise<boolean> {
   let deliveryId: unknown;
   try {
-    deliveryId = (JSON.parse(Buffer.from(messageText, 'base64').toString('utf8')) as { deliveryId?: unknown })
-      ?.deliveryId;
+    deliveryId = (parseJsonMessage(messageText) as { deliveryId?: unknown } | null)?.deliveryId;
   } catch {
     return false;
   }
@@ -223,10 +223,7 @@ async function reopenNamedDelivery(deps: CrmDeps, messageText: string): Promise<
   }
 }
 
-async function depth(queue: QueueClient): Promise<number> {
-  try {
-    return (await queue.getProperties()).approximateMessagesCount ?? 0;
-  } catch {
-    return 0;
-  }
+/** Messages in the queue; 0 when it cannot be read either (the requeue then moves nothing). */
+function depth(queue: QueueClient): Promise<number> {
+  return queueDepth(queue).catch(() => 0);
 }

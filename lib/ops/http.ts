@@ -1,3 +1,4 @@
+import type { PlainRequest, PlainResponse } from '../http';
 import { safeErrorMessage } from '../redact';
 import { type ActionResult, requeuePoison, retryDelivery } from './actions';
 import { pageHeaders, renderActionResult, renderPage } from './page';
@@ -5,24 +6,11 @@ import { collectStatus, type OpsDeps } from './status';
 import type { OpsStatus } from './types';
 import type { OpsLinks } from './view';
 
-/**
- * The request as these handlers read it: plain values (no Functions types), header names in lower case. A
- * `PlainRequest` of lib/http has this shape too.
- */
-export interface OpsRequest {
-  /** The URL's path, e.g. `/api/ops`. */
-  path: string;
-  headers: Readonly<Record<string, string>>;
-  query?: Readonly<Record<string, string>>;
-}
+/** The request as these handlers read it: the path, headers and query of a `PlainRequest` (lib/http). */
+export type OpsRequest = Pick<PlainRequest, 'path' | 'headers' | 'query'>;
 
-/** What the handlers answer (a `PlainResponse`, and what the Functions library takes as `OpsResponse`). */
-export interface OpsResponse {
-  status: number;
-  headers?: Record<string, string>;
-  jsonBody?: unknown;
-  body?: string;
-}
+/** What the handlers answer. */
+export type OpsResponse = PlainResponse;
 
 /** Viewers share one reading of the status for this long (the page refreshes every 5 s per viewer). */
 const STATUS_TTL_MS = 2_000;

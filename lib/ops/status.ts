@@ -4,6 +4,7 @@ import { CERT_ALERTS_TABLE, type CertificateSource, daysLeft, isExpired } from '
 import { type CrmDeps, DELIVERY_POISON_QUEUE, DELIVERY_QUEUE } from '../crm';
 import type { FpxClient } from '../fpx';
 import { safeErrorMessage } from '../redact';
+import { getEntityOrUndefined, isNotFound, listEntitiesOrNone, queueDepth } from '../storage';
 import {
   DETAILS_RUNS_TABLE,
   DETAILS_STREAM,
@@ -105,13 +106,8 @@ async function streamStatuses(deps: OpsDeps, now: number): Promise<StreamStatus[
   );
 }
 
-async function readRow(state: TableClient, stream: string): Promise<Record<string, unknown> | undefined> {
-  try {
-    return await state.getEntity<Record<string, unknown>>('sync', stream);
-  } catch (error) {
-    if ((error as { statusCode?: number }).statusCode === 404) return undefined;
-    throw error;
-  }
+function readRow(state: TableClient, stream: string): Promise<Record<string, unknown> | undefined> {
+  return getEntityOrUndefined(state, 'sync', stream);
 }
 
 type StreamFacts = Omit<StreamStatus, 'stream' | 'title' | 'runs'>;
@@ -226,14 +222,10 @@ async function detailsStatus(
 async function countOutcomes(runs: TableClient, runId: string): Promise<number> {
   if (!runId) return 0;
   let count = 0;
-  try {
-    for await (const _ of runs.listEntities({
-      queryOptions: { filter: odata`PartitionKey eq ${runId}`, select: ['RowKey'] },
-    })) {
-      count++;
-    }
-  } catch (error) {
-    if ((error as { statusCode?: number }).statusCode !== 404) throw error;
+  for await (const _ of listEntitiesOrNone(runs, {
+    queryOptions: { filter: odata`PartitionKey eq ${runId}`, select: ['RowKey'] },
+  })) {
+    count++;
   }
   return count;
 }
@@ -328,7 +320,7 @@ export async function deliveryStatus(table: TableClient, now: number): Promise<D
       if (shown[kind]++ < SHOWN_PER_KIND) result.attention.push(delivery);
     }
   } catch (error) {
-    if ((error as { statusCode?: number }).statusCode !== 404) result.error = safeErrorMessage(error);
+    if (!isNotFound(error)) result.error = safeErrorMessage(error);
   }
   return result;
 }
@@ -343,14 +335,11 @@ async function queueStatuses(deps: OpsDeps): Promise<QueueStatus[]> {
         ...(requeueTo ? { requeueTo } : {}),
       };
       try {
-        const properties = await deps.queue(name).getProperties({ abortSignal: AbortSignal.timeout(5_000) });
-        status.depth = properties.approximateMessagesCount ?? 0;
-      } catch (error) {
         // A queue that does not exist yet has never held a message.
-        if ((error as { statusCode?: number }).statusCode !== 404) {
-          status.depth = -1;
-          status.error = safeErrorMessage(error);
-        }
+        status.depth = await queueDepth(deps.queue(name), { abortSignal: AbortSignal.timeout(5_000) });
+      } catch (error) {
+        status.depth = -1;
+        status.error = safeErrorMessage(error);
       }
       return status;
     }),
@@ -405,19 +394,15 @@ async function certificateAlerts(
   thumbprint: string,
 ): Promise<CertificateStatus['alerts']> {
   const alerts: CertificateStatus['alerts'] = [];
-  try {
-    for await (const row of table.listEntities<Record<string, unknown>>({
-      queryOptions: { filter: odata`PartitionKey eq ${thumbprint}` },
-    })) {
-      alerts.push({
-        key: String(row.rowKey),
-        status: text(row.status),
-        sentAt: text(row.sentAt) || text(row.claimedAt),
-        transport: text(row.transport),
-      });
-    }
-  } catch (error) {
-    if ((error as { statusCode?: number }).statusCode !== 404) throw error;
+  for await (const row of listEntitiesOrNone(table, {
+    queryOptions: { filter: odata`PartitionKey eq ${thumbprint}` },
+  })) {
+    alerts.push({
+      key: String(row.rowKey),
+      status: text(row.status),
+      sentAt: text(row.sentAt) || text(row.claimedAt),
+      transport: text(row.transport),
+    });
   }
   return alerts.sort((a, b) => (a.sentAt < b.sentAt ? 1 : -1));
 }

@@ -3,20 +3,17 @@
  * rendered from this object, on the server first and then in the browser on each refresh).
  */
 
-export interface SyncRunPoint {
-  startedAt: string;
-  endedAt: string;
-  status: string;
-  error: string;
-  durationMs: number;
-  seen: number;
-  created: number;
-  changed: number;
-  removed: number;
-  apiCalls: number;
-}
+import type { SyncRun } from '../sync/sync-state';
 
-export interface StreamStatus {
+/** One run of FpxSyncRuns as the page charts it. */
+export type SyncRunPoint = Omit<SyncRun, 'stream' | 'pages' | 'tenantsFailed'>;
+
+/**
+ * A stream as the page shows it: its last run's counts (`durationMs` is the last finished run's duration;
+ * while running, the time since it started) and its state.
+ */
+export interface StreamStatus
+  extends Pick<SyncRun, 'durationMs' | 'seen' | 'created' | 'changed' | 'removed' | 'apiCalls'> {
   /** FpxSyncState's RowKey: `referrals`, `tenants`, `details`, `referenceData`. */
   stream: string;
   title: string;
@@ -30,13 +27,6 @@ export interface StreamStatus {
   lastCompletedAt: string;
   /** Outcome of the last finished run (while running: the one before). */
   lastStatus: string;
-  /** The last finished run's duration; while running, the time since it started. */
-  durationMs: number;
-  seen: number;
-  created: number;
-  changed: number;
-  removed: number;
-  apiCalls: number;
   lastError: string;
   /** A running listing: pages read (earlier parts included) of those FPX's count implies. */
   progress?: {

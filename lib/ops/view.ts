@@ -25,6 +25,9 @@ export function renderOps(status: OpsStatus, links: OpsLinks, now: number): stri
       .replace(/'/g, '&#39;');
   const query = links.key ? `?code=${encodeURIComponent(links.key)}` : '';
   const url = (path: string) => esc(`${links.base}/${path}${query}`);
+  /** An operator's action: a button that POSTs to `path` (markup, `label`, is the caller's). */
+  const action = (path: string, label: string, disabled = false) =>
+    `<form class="act" method="post" action="${url(path)}"><button type="submit"${disabled ? ' disabled' : ''}>${label}</button></form>`;
   const figure = (key: string, value: unknown) => `<span data-k="${esc(key)}">${esc(value)}</span>`;
   const when = (iso: string) => {
     if (!iso) return '—';
@@ -161,7 +164,7 @@ export function renderOps(status: OpsStatus, links: OpsLinks, now: number): stri
               `<td>${badge(a.status)}</td><td>${esc(a.op)}<br><small>${esc(a.tenantId)}</small></td><td>${a.attempts}</td><td>${when(a.updatedAt)}</td>` +
               `<td class="message">${esc(a.lastError)}</td><td>${
                 a.canRetry
-                  ? `<form class="act" method="post" action="${url(`ops/deliveries/${encodeURIComponent(a.deliveryId)}/retry`)}"><button type="submit">Retry</button></form>`
+                  ? action(`ops/deliveries/${encodeURIComponent(a.deliveryId)}/retry`, 'Retry')
                   : '<small class="muted">fix in the CRM</small>'
               }</td></tr>`,
           )
@@ -180,7 +183,11 @@ export function renderOps(status: OpsStatus, links: OpsLinks, now: number): stri
         (q) =>
           `<tr class="${q.poison && q.depth > 0 ? 'warn' : ''}" data-queue="${esc(q.name)}"><td><code>${esc(q.name)}</code></td><td>${q.depth < 0 ? `unknown${error(q.error ?? '')}` : figure(`queues[${q.name}].depth`, q.depth)}</td><td>${
             q.requeueTo
-              ? `<form class="act" method="post" action="${url(`ops/queues/${encodeURIComponent(q.name)}/requeue`)}"><button type="submit"${q.depth === 0 ? ' disabled' : ''}>Requeue to ${esc(q.requeueTo)}</button></form>`
+              ? action(
+                  `ops/queues/${encodeURIComponent(q.name)}/requeue`,
+                  `Requeue to ${esc(q.requeueTo)}`,
+                  q.depth === 0,
+                )
               : ''
           }</td></tr>`,
       )

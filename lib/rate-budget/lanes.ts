@@ -10,8 +10,6 @@
  * the budget, with room left for clock skew and network jitter between instances.
  */
 
-export type { Priority } from '../fpx/rate-limiter';
-
 export interface BudgetRecord {
   /** The first free bulk slot (epoch ms); in the past means "free now". */
   bulkNextAt: number;

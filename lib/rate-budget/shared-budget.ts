@@ -1,5 +1,11 @@
 import { type Clock, systemClock } from '../clock';
-import { type CallLimiter, type Priority, RateLimiter } from '../fpx/rate-limiter';
+import {
+  type CallLimiter,
+  enqueueWaiter,
+  type Priority,
+  type Waiter as QueuedCaller,
+  RateLimiter,
+} from '../fpx/rate-limiter';
 import { safeErrorMessage } from '../redact';
 import {
   type BudgetRecord,
@@ -21,11 +27,7 @@ export interface SharedBudgetOptions {
   fallbackForMs?: number;
 }
 
-interface Waiter {
-  resolve: () => void;
-  reject: (reason: unknown) => void;
-  signal?: AbortSignal;
-  onAbort?: () => void;
+interface Waiter extends QueuedCaller {
   /** An interactive waiter's own slot (epoch ms), once claimed. */
   slot?: number;
 }
@@ -80,17 +82,7 @@ export class SharedRateBudget implements CallLimiter {
     const fallback = this.activeFallback();
     if (fallback) return fallback.acquire(signal, priority);
     return new Promise<void>((resolve, reject) => {
-      const waiter: Waiter = { resolve, reject, signal };
-      const queue = this.waiters[priority];
-      if (signal) {
-        waiter.onAbort = () => {
-          const index = queue.indexOf(waiter);
-          if (index >= 0) queue.splice(index, 1);
-          reject(signal.reason);
-        };
-        signal.addEventListener('abort', waiter.onAbort, { once: true });
-      }
-      queue.push(waiter);
+      enqueueWaiter(this.waiters[priority], { resolve, reject, signal });
       this.pump();
     });
   }

@@ -1,5 +1,5 @@
 import type { TableClient } from '@azure/data-tables';
-import { ensureTableOnce } from '../storage';
+import { ensureTableOnce, getEntityOrUndefined, isConflict, isPreconditionFailed } from '../storage';
 import { type BudgetRecord, EMPTY_RECORD } from './lanes';
 
 export const RATE_BUDGET_TABLE = 'FpxRateBudget';
@@ -19,13 +19,8 @@ export class TableBudgetStore implements BudgetStore {
 
   async read(): Promise<{ record: BudgetRecord; etag?: string }> {
     await ensureTableOnce(this.table);
-    try {
-      const row = await this.table.getEntity<Record<string, unknown>>(PARTITION, ROW);
-      return { record: fromRow(row), etag: row.etag };
-    } catch (error) {
-      if (statusOf(error) === 404) return { record: EMPTY_RECORD };
-      throw error;
-    }
+    const row = await getEntityOrUndefined(this.table, PARTITION, ROW);
+    return row ? { record: fromRow(row), etag: row.etag } : { record: EMPTY_RECORD };
   }
 
   async write(record: BudgetRecord, etag: string | undefined): Promise<string | undefined> {
@@ -37,9 +32,8 @@ export class TableBudgetStore implements BudgetStore {
         : await this.table.createEntity(entity);
       return result.etag;
     } catch (error) {
-      const status = statusOf(error);
       // 412: changed since read; 409: created since read. Either way someone else wrote first.
-      if (status === 412 || status === 409) return undefined;
+      if (isPreconditionFailed(error) || isConflict(error)) return undefined;
       throw error;
     }
   }
@@ -52,8 +46,4 @@ function fromRow(row: Record<string, unknown>): BudgetRecord {
     interactiveNextAt: number('interactiveNextAt'),
     pausedUntil: number('pausedUntil'),
   };
-}
-
-function statusOf(error: unknown): number | undefined {
-  return (error as { statusCode?: number }).statusCode;
 }

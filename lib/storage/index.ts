@@ -4,6 +4,15 @@ import { QueueClient, QueueServiceClient, type StoragePipelineOptions } from '@a
 import { lazy } from '../lazy';
 import { isInsecureEndpoint, type StorageSettings } from './settings';
 
+export { isConflict, isNotFound, isPreconditionFailed, statusOf } from './errors';
+export {
+  decodeMessageText,
+  ensureQueueOnce,
+  parseJsonMessage,
+  queueDepth,
+  sendJsonMessage,
+  sendTextMessage,
+} from './queues';
 export {
   connectionStringParts,
   DEVELOPMENT_STORAGE,
@@ -14,6 +23,13 @@ export {
   type StorageSettingsProblem,
   type StorageSettingsResult,
 } from './settings';
+export {
+  deleteEntityIfUnchanged,
+  ensureTable,
+  ensureTableOnce,
+  getEntityOrUndefined,
+  listEntitiesOrNone,
+} from './tables';
 
 /**
  * Table and queue clients for the app's storage (`AzureWebJobsStorage`), in either form the Functions host
@@ -26,7 +42,7 @@ export interface StorageClients {
   readonly queueService: QueueServiceClient;
   /** The token credential of the identity form (one per process, so tokens are cached once). */
   readonly credential?: TokenCredential;
-  /** A client for one table (cached per name unless options are given). The table is not created: see `ensureTable`. */
+  /** A client for one table (cached per name unless options are given). The table is not created: see `ensureTableOnce`. */
   table(name: string, options?: TableServiceClientOptions): TableClient;
   /** A client for one queue (cached per name unless options are given). The queue is not created. */
   queue(name: string, options?: StoragePipelineOptions): QueueClient;
@@ -120,28 +136,4 @@ export function queueClient(
   options?: StoragePipelineOptions,
 ): QueueClient {
   return new QueueClient(connection, queue, options);
-}
-
-/** Creates a table if it does not exist yet (the SDK treats "already exists" as success). */
-export async function ensureTable(client: TableClient): Promise<TableClient> {
-  await client.createTable();
-  return client;
-}
-
-const ensuredTables = new WeakSet<TableClient>();
-
-/** Creates the table once per client and process, so a hot path does not pay a request for it each time. */
-export async function ensureTableOnce(client: TableClient): Promise<void> {
-  if (ensuredTables.has(client)) return;
-  await client.createTable();
-  ensuredTables.add(client);
-}
-
-const ensuredQueues = new WeakSet<QueueClient>();
-
-/** Creates the queue once per client and process (a hot path need not pay a request for it each time). */
-export async function ensureQueueOnce(client: QueueClient): Promise<void> {
-  if (ensuredQueues.has(client)) return;
-  await client.createIfNotExists();
-  ensuredQueues.add(client);
 }

@@ -1,6 +1,7 @@
 import { odata, type TableClient, type TransactionAction } from '@azure/data-tables';
+import { safeErrorMessage } from '../redact';
 import { ensureTableOnce } from '../storage';
-import { recordSyncRun, SYNC_STATE_PARTITION, safeErrorMessage } from './sync-state';
+import { recordSyncRun, SYNC_STATE_PARTITION } from './sync-state';
 import type { FanOutResult, TenantDetailsResult } from './tenant-details';
 
 /** FpxSyncState's `details` row: the last fan-out's counts and the tenants that failed. */
@@ -37,7 +38,7 @@ export interface DetailsRow {
   removalsSkipped: string;
 }
 
-interface TenantRunRow {
+export interface TenantRunRow {
   partitionKey: string;
   rowKey: string;
   ok: boolean;
@@ -105,60 +106,17 @@ export async function recordTenantOutcome(
   /** FpxSyncRuns: the completed fan-out's row of history (none without it). */
   history?: TableClient,
 ): Promise<void> {
-  if (!outcome.runId) return;
+  const { runId } = outcome;
+  if (!runId) return;
   const details = await readDetailsState(state);
-  // A late message of an older fan-out does not count towards the current one.
-  if (!details || details.runId !== outcome.runId) return;
-  const parts = outcome.result
-    ? [outcome.result.entitlements, outcome.result.contacts, outcome.result.notes].filter(
-        (part): part is NonNullable<typeof part> => part !== undefined,
-      )
-    : [];
-  const sum = (key: 'seen' | 'created' | 'changed' | 'removed') => parts.reduce((n, p) => n + p[key], 0);
-  const row: TenantRunRow = {
-    partitionKey: outcome.runId,
-    rowKey: outcome.tenantId,
-    ok: outcome.error === undefined && outcome.result !== undefined,
-    seen: sum('seen'),
-    created: sum('created'),
-    changed: sum('changed'),
-    removed: sum('removed'),
-    apiCalls: outcome.result?.apiCalls ?? 0,
-    error: outcome.error === undefined ? '' : safeErrorMessage(outcome.error).slice(0, 300),
-    removalsSkipped: parts
-      .filter((part) => part.removalsSkipped)
-      .map((part) => `${part.stream.slice(outcome.tenantId.length + 1)}: ${part.removalsSkipped}`)
-      .join('; ')
-      .slice(0, 500),
-  };
+  if (!countsToward(details, runId)) return;
   await ensureTableOnce(runs);
-  await runs.upsertEntity(row, 'Replace');
+  await runs.upsertEntity(tenantRunRow({ ...outcome, runId }), 'Replace');
 
   // Counted on the keys alone (every tenant does this); the rows are read in full once, by the last.
-  if ((await listRun(runs, outcome.runId, ['RowKey'])).length < details.enqueued) return;
-  const finished = await listRun(runs, outcome.runId);
-  if (finished.length < details.enqueued) return;
-  const failed = finished.filter((r) => !r.ok);
-  const total = (key: 'seen' | 'created' | 'changed' | 'removed' | 'apiCalls') =>
-    finished.reduce((n, r) => n + Number(r[key] ?? 0), 0);
-  const complete: DetailsRow = {
-    ...stripMeta(details),
-    lastCompletedAt: now.toISOString(),
-    lastStatus: failed.length > 0 ? 'failed' : 'succeeded',
-    lastError: failed[0]?.error ?? '',
-    tenantsSucceeded: finished.length - failed.length,
-    tenantsFailed: failed.length,
-    failedTenants: JSON.stringify(
-      failed.slice(0, MAX_FAILED_LISTED).map((r) => ({ tenantId: r.rowKey, error: r.error })),
-    ),
-    seen: total('seen'),
-    created: total('created'),
-    changed: total('changed'),
-    removed: total('removed'),
-    apiCalls: total('apiCalls'),
-    tenantsRemovalsSkipped: finished.filter((r) => r.removalsSkipped).length,
-    removalsSkipped: finished.find((r) => r.removalsSkipped)?.removalsSkipped ?? '',
-  };
+  if ((await listRun(runs, runId, ['RowKey'])).length < details.enqueued) return;
+  const complete = completeRun(details, await listRun(runs, runId), now);
+  if (!complete) return;
   await state.upsertEntity(complete, 'Replace');
   // The fan-out's row in FpxSyncRuns (best effort; the same row again when two tenants complete the set).
   if (!history) return;
@@ -176,6 +134,72 @@ export async function recordTenantOutcome(
     apiCalls: complete.apiCalls,
     tenantsFailed: complete.tenantsFailed,
   });
+}
+
+/** Whether a tenant's outcome of fan-out `runId` counts: a late message of an older fan-out does not. */
+export function countsToward(details: DetailsRow | undefined, runId: string): details is DetailsRow {
+  return details?.runId === runId;
+}
+
+/** A tenant's row in its fan-out: what its listings saw and wrote, or why it failed. */
+export function tenantRunRow(outcome: TenantOutcome & { runId: string }): TenantRunRow {
+  const parts = outcome.result
+    ? [outcome.result.entitlements, outcome.result.contacts, outcome.result.notes].filter(
+        (part): part is NonNullable<typeof part> => part !== undefined,
+      )
+    : [];
+  const sum = (key: 'seen' | 'created' | 'changed' | 'removed') => parts.reduce((n, p) => n + p[key], 0);
+  return {
+    partitionKey: outcome.runId,
+    rowKey: outcome.tenantId,
+    ok: outcome.error === undefined && outcome.result !== undefined,
+    seen: sum('seen'),
+    created: sum('created'),
+    changed: sum('changed'),
+    removed: sum('removed'),
+    apiCalls: outcome.result?.apiCalls ?? 0,
+    error: outcome.error === undefined ? '' : safeErrorMessage(outcome.error).slice(0, 300),
+    removalsSkipped: parts
+      .filter((part) => part.removalsSkipped)
+      .map((part) => `${part.stream.slice(outcome.tenantId.length + 1)}: ${part.removalsSkipped}`)
+      .join('; ')
+      .slice(0, 500),
+  };
+}
+
+/**
+ * The `details` row once the fan-out is complete (every tenant it enqueued has its row): the sums, and the
+ * tenants that failed (at most 200 listed). Undefined while tenants are missing. Rows of another fan-out
+ * do not count.
+ */
+export function completeRun(
+  details: DetailsRow,
+  tenants: readonly TenantRunRow[],
+  now: Date,
+): DetailsRow | undefined {
+  const finished = tenants.filter((r) => r.partitionKey === details.runId);
+  if (finished.length < details.enqueued) return undefined;
+  const failed = finished.filter((r) => !r.ok);
+  const total = (key: 'seen' | 'created' | 'changed' | 'removed' | 'apiCalls') =>
+    finished.reduce((n, r) => n + Number(r[key] ?? 0), 0);
+  return {
+    ...stripMeta(details),
+    lastCompletedAt: now.toISOString(),
+    lastStatus: failed.length > 0 ? 'failed' : 'succeeded',
+    lastError: failed[0]?.error ?? '',
+    tenantsSucceeded: finished.length - failed.length,
+    tenantsFailed: failed.length,
+    failedTenants: JSON.stringify(
+      failed.slice(0, MAX_FAILED_LISTED).map((r) => ({ tenantId: r.rowKey, error: r.error })),
+    ),
+    seen: total('seen'),
+    created: total('created'),
+    changed: total('changed'),
+    removed: total('removed'),
+    apiCalls: total('apiCalls'),
+    tenantsRemovalsSkipped: finished.filter((r) => r.removalsSkipped).length,
+    removalsSkipped: finished.find((r) => r.removalsSkipped)?.removalsSkipped ?? '',
+  };
 }
 
 /** The `details` row, or undefined before the first fan-out. */

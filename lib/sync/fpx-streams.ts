@@ -10,8 +10,8 @@ import {
   saveSeenKeys,
   writeCheckpoint,
 } from './listing-checkpoint';
-import { recordRunProgress, SYNC_RUNS_TABLE } from './sync-state';
-import { type SyncResult, syncStream } from './sync-stream';
+import { recordRunProgress, SYNC_RUNS_TABLE, type SyncResult } from './sync-state';
+import { syncStream } from './sync-stream';
 
 /** The contract's table names (docs/contract.md, "Tables"). */
 export const TABLES = {

@@ -9,6 +9,7 @@ export {
   startDetailsRun,
   type TenantOutcome,
 } from './details-state';
+export { fanOutTenantDetails } from './fan-out';
 export { type StreamDeps, syncReferrals, syncTenants, TABLES } from './fpx-streams';
 export { canonicalJson, contentHash, stableRowKey } from './hash';
 export { CHECKPOINTS_TABLE } from './listing-checkpoint';
@@ -35,19 +36,18 @@ export {
   readSyncState,
   SYNC_RUNS_TABLE,
   SYNC_STATE_PARTITION,
+  type SyncResult,
   type SyncRunRecord,
   type SyncStateRow,
   type SyncStatus,
-  safeErrorMessage,
 } from './sync-state';
-export { SyncItemError, type SyncResult, type SyncStreamOptions, syncStream } from './sync-stream';
+export { SyncItemError, type SyncStreamOptions, syncStream } from './sync-stream';
 export { tableKeyProblem } from './table-key';
 export {
   type DetailsDeps,
   type ExclusiveOutcome,
   enqueueTenantDetails,
   type FanOutResult,
-  fanOutTenantDetails,
   syncTenantDetails,
   syncTenantDetailsExclusively,
   TENANT_DETAILS_QUEUE,

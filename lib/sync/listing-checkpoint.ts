@@ -1,5 +1,5 @@
 import { odata, type TableClient, type TransactionAction } from '@azure/data-tables';
-import { ensureTableOnce } from '../storage';
+import { ensureTableOnce, getEntityOrUndefined, listEntitiesOrNone } from '../storage';
 import { SYNC_STATE_PARTITION } from './sync-state';
 
 /**
@@ -29,13 +29,8 @@ export async function readCheckpoint(
   stream: string,
   now: Date,
 ): Promise<Checkpoint | undefined> {
-  let row: Record<string, unknown>;
-  try {
-    row = await state.getEntity(SYNC_STATE_PARTITION, stream);
-  } catch (error) {
-    if ((error as { statusCode?: number }).statusCode === 404) return undefined;
-    throw error;
-  }
+  const row = await getEntityOrUndefined(state, SYNC_STATE_PARTITION, stream);
+  if (!row) return undefined;
   const nextPage = Number(row.resumePage ?? 0);
   const listingStartedAt = String(row.resumeListingStartedAt ?? '');
   if (!(nextPage > 1) || !listingStartedAt) return undefined;
@@ -101,15 +96,11 @@ export async function readSeenKeys(
   listingStartedAt: string,
 ): Promise<Set<string>> {
   const keys = new Set<string>();
-  try {
-    const filter = odata`PartitionKey eq ${stream} and RowKey ge ${`${listingStartedAt}-`} and RowKey lt ${`${listingStartedAt}.`}`;
-    for await (const row of table.listEntities<{ keys: string }>({
-      queryOptions: { filter, select: ['keys'] },
-    })) {
-      for (const key of JSON.parse(row.keys) as string[]) keys.add(key);
-    }
-  } catch (error) {
-    if ((error as { statusCode?: number }).statusCode !== 404) throw error;
+  const filter = odata`PartitionKey eq ${stream} and RowKey ge ${`${listingStartedAt}-`} and RowKey lt ${`${listingStartedAt}.`}`;
+  for await (const row of listEntitiesOrNone<{ keys: string }>(table, {
+    queryOptions: { filter, select: ['keys'] },
+  })) {
+    for (const key of JSON.parse(row.keys) as string[]) keys.add(key);
   }
   return keys;
 }
@@ -117,14 +108,10 @@ export async function readSeenKeys(
 /** The stream's key rows go once its listing is complete (or started again). */
 export async function deleteSeenKeys(table: TableClient, stream: string): Promise<void> {
   const deletes: TransactionAction[] = [];
-  try {
-    for await (const row of table.listEntities({
-      queryOptions: { filter: odata`PartitionKey eq ${stream}`, select: ['RowKey'] },
-    })) {
-      deletes.push(['delete', { partitionKey: stream, rowKey: row.rowKey as string }]);
-    }
-  } catch (error) {
-    if ((error as { statusCode?: number }).statusCode !== 404) throw error;
+  for await (const row of listEntitiesOrNone(table, {
+    queryOptions: { filter: odata`PartitionKey eq ${stream}`, select: ['RowKey'] },
+  })) {
+    deletes.push(['delete', { partitionKey: stream, rowKey: row.rowKey as string }]);
   }
   for (let i = 0; i < deletes.length; i += 100) await table.submitTransaction(deletes.slice(i, i + 100));
 }

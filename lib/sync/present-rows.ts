@@ -1,4 +1,5 @@
 import { odata, type TableClient } from '@azure/data-tables';
+import { listEntitiesOrNone } from '../storage';
 
 /** Rows not marked removed; none when the table does not exist yet (that stream never ran). */
 export async function* presentRows<T extends object>(
@@ -8,11 +9,7 @@ export async function* presentRows<T extends object>(
   where = '',
 ) {
   const inPartition = partition === undefined ? '' : odata`PartitionKey eq ${partition} and `;
-  try {
-    yield* table.listEntities<T>({
-      queryOptions: { filter: `${inPartition}removedAt eq ''${where ? ` and ${where}` : ''}`, select },
-    });
-  } catch (error) {
-    if ((error as { statusCode?: number }).statusCode !== 404) throw error;
-  }
+  yield* listEntitiesOrNone<T>(table, {
+    queryOptions: { filter: `${inPartition}removedAt eq ''${where ? ` and ${where}` : ''}`, select },
+  });
 }

@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import type { TableClient } from '@azure/data-tables';
 import { type NamedRef, REFERENCE_LISTS, type ReferenceList } from '../fpx';
+import { safeErrorMessage } from '../redact';
 import { ensureTableOnce } from '../storage';
 import { type StreamDeps, TABLES } from './fpx-streams';
 import {
@@ -9,9 +10,9 @@ import {
   recordRunEnd,
   recordRunStart,
   SYNC_RUNS_TABLE,
-  safeErrorMessage,
+  type SyncResult,
 } from './sync-state';
-import { type SyncResult, syncStream } from './sync-stream';
+import { syncStream } from './sync-stream';
 
 /** syncReferenceData's RowKey in FpxSyncState: one row for all the lists. */
 export const REFERENCE_DATA_STREAM = 'referenceData';

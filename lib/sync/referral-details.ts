@@ -1,7 +1,7 @@
 import type { QueueClient } from '@azure/storage-queue';
 import { safeErrorMessage } from '../redact';
 import { type StreamDeps, syncReferrals } from './fpx-streams';
-import type { SyncResult } from './sync-stream';
+import type { SyncResult } from './sync-state';
 import { enqueueTenantDetails, TENANT_DETAILS_QUEUE, tenantMessages } from './tenant-details';
 
 export type ReferralSyncResult = SyncResult & {

@@ -1,12 +1,48 @@
 import { odata, type TableClient, type TransactionAction } from '@azure/data-tables';
 import { safeErrorMessage } from '../redact';
-import { ensureTableOnce } from '../storage';
-import type { SyncResult } from './sync-stream';
+import { ensureTableOnce, getEntityOrUndefined, isNotFound, listEntitiesOrNone } from '../storage';
 
 /** FpxSyncState: PartitionKey `sync`, RowKey the stream name. */
 export const SYNC_STATE_PARTITION = 'sync';
 
 export type SyncStatus = 'succeeded' | 'failed' | 'partial';
+
+/** What one run of `syncStream` did; FpxSyncState keeps `RECORDED_COUNTS` of it. */
+export interface SyncResult {
+  stream: string;
+  /** `partial`: stopped at `stopAt`; the listing continues in the next invocation. */
+  status: SyncStatus;
+  /** Items the listing delivered in this run, duplicates included. */
+  items: number;
+  /** Of a partial run: the keys it saw, for the parts after it. */
+  seenKeys?: string[];
+  /** Distinct rows the listing delivered. */
+  seen: number;
+  created: number;
+  /** Rows rewritten because their content changed or they came back after a removal (restored). */
+  changed: number;
+  /** Of `changed`: rows that had `removedAt` and reappeared. */
+  restored: number;
+  removed: number;
+  /** Why removals were not marked although the listing completed; '' when they were. */
+  removalsSkipped: string;
+  /** Rows that would have been marked removed had removals not been skipped. */
+  removalsWithheld: number;
+  unchanged: number;
+  /** Items whose RowKey an earlier item of the same listing already had (the first one wins). */
+  duplicates: number;
+  pages: number;
+  apiCalls: number;
+  /** HTTP requests to Table Storage, retries included, up to (not including) the final state write. */
+  tableRequests: number;
+  tableReads: number;
+  tableWrites: number;
+  /** Batch transactions submitted successfully, and the entities they wrote. */
+  transactions: number;
+  entityWrites: number;
+  largestTransaction: number;
+  durationMs: number;
+}
 
 /** The run's counts FpxSyncState keeps (the rest of SyncResult is for the caller and the log). */
 export const RECORDED_COUNTS = [
@@ -135,15 +171,8 @@ export async function recordRunProgress(
 
 /** The stream's state row, or undefined before its first run. */
 export async function readSyncState(state: TableClient, stream: string): Promise<SyncStateRow | undefined> {
-  try {
-    return await state.getEntity<SyncStateRow>(SYNC_STATE_PARTITION, stream);
-  } catch (error) {
-    if ((error as { statusCode?: number }).statusCode === 404) return undefined;
-    throw error;
-  }
+  return getEntityOrUndefined<SyncStateRow>(state, SYNC_STATE_PARTITION, stream);
 }
-
-export { safeErrorMessage };
 
 /**
  * FpxSyncRuns: one row per run per stream, kept 30 days, for the operations page's history. PartitionKey the
@@ -152,10 +181,6 @@ export { safeErrorMessage };
  */
 export const SYNC_RUNS_TABLE = 'FpxSyncRuns';
 export const SYNC_RUNS_RETENTION_DAYS = 30;
-const DAY_MS = 24 * 3600_000;
-/** Larger than any epoch millisecond count we will meet (year 2286), so inverted keys stay 13 digits. */
-const MAX_KEY_MS = 9_999_999_999_999;
-const MAX_RUN_ERROR_CHARS = 1_000;
 
 export interface SyncRun {
   stream: string;
@@ -174,6 +199,11 @@ export interface SyncRun {
   /** Per-tenant details only: the fan-out's tenants that failed. */
   tenantsFailed?: number;
 }
+
+const DAY_MS = 24 * 3600_000;
+/** Larger than any epoch millisecond count we will meet (year 2286), so inverted keys stay 13 digits. */
+const MAX_KEY_MS = 9_999_999_999_999;
+const MAX_RUN_ERROR_CHARS = 1_000;
 
 /** The RowKey of a run: its start time inverted (13 digits), so a partition lists the newest run first. */
 export function runRowKey(startedAt: string | Date): string {
@@ -206,18 +236,15 @@ export async function recordSyncRun(runs: TableClient, run: SyncRun): Promise<bo
 /** The stream's last runs, newest first (one query of its partition). */
 export async function readSyncRuns(runs: TableClient, stream: string, limit = 20): Promise<SyncRun[]> {
   const found: SyncRun[] = [];
-  try {
-    const pages = runs
-      .listEntities<SyncRun>({ queryOptions: { filter: odata`PartitionKey eq ${stream}` } })
-      .byPage({ maxPageSize: limit });
-    for await (const page of pages) {
-      for (const row of page) {
-        if (found.length < limit) found.push(stripRunMeta(row));
-      }
-      if (found.length >= limit) break;
-    }
-  } catch (error) {
-    if ((error as { statusCode?: number }).statusCode !== 404) throw error;
+  if (limit <= 0) return found;
+  const rows = listEntitiesOrNone<SyncRun>(
+    runs,
+    { queryOptions: { filter: odata`PartitionKey eq ${stream}` } },
+    limit,
+  );
+  for await (const row of rows) {
+    found.push(stripRunMeta(row));
+    if (found.length >= limit) break;
   }
   return found;
 }
@@ -247,7 +274,7 @@ export async function purgeSyncRuns(runs: TableClient, now = new Date()): Promis
     }
     for (const stream of byStream.keys()) await flush(stream);
   } catch (error) {
-    if ((error as { statusCode?: number }).statusCode !== 404) throw error;
+    if (!isNotFound(error)) throw error;
   }
   return purged;
 }

@@ -1,5 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import type { TableClient } from '@azure/data-tables';
+import { safeErrorMessage } from '../redact';
 import { ensureTableOnce } from '../storage';
 import { BatchWriter } from './batch-writer';
 import { contentHash } from './hash';
@@ -11,7 +12,8 @@ import {
   type RecordedCounts,
   recordRunEnd,
   recordRunStart,
-  safeErrorMessage,
+  type SyncResult,
+  type SyncRunRecord,
 } from './sync-state';
 import { tableKeyProblem } from './table-key';
 
@@ -62,42 +64,6 @@ export interface SyncStreamOptions<T extends object> {
   maxInFlight?: number;
   /** A progress line every so many pages. Default 10. */
   progressEveryPages?: number;
-}
-
-export interface SyncResult {
-  stream: string;
-  /** `partial`: stopped at `stopAt`; the listing continues in the next invocation. */
-  status: 'succeeded' | 'failed' | 'partial';
-  /** Items the listing delivered in this run, duplicates included. */
-  items: number;
-  /** Of a partial run: the keys it saw, for the parts after it. */
-  seenKeys?: string[];
-  /** Distinct rows the listing delivered. */
-  seen: number;
-  created: number;
-  /** Rows rewritten because their content changed or they came back after a removal (restored). */
-  changed: number;
-  /** Of `changed`: rows that had `removedAt` and reappeared. */
-  restored: number;
-  removed: number;
-  /** Why removals were not marked although the listing completed; '' when they were. */
-  removalsSkipped: string;
-  /** Rows that would have been marked removed had removals not been skipped. */
-  removalsWithheld: number;
-  unchanged: number;
-  /** Items whose RowKey an earlier item of the same listing already had (the first one wins). */
-  duplicates: number;
-  pages: number;
-  apiCalls: number;
-  /** HTTP requests to Table Storage, retries included, up to (not including) the final state write. */
-  tableRequests: number;
-  tableReads: number;
-  tableWrites: number;
-  /** Batch transactions submitted successfully, and the entities they wrote. */
-  transactions: number;
-  entityWrites: number;
-  largestTransaction: number;
-  durationMs: number;
 }
 
 /** An item the engine refuses; fails the run before anything is marked removed. */
@@ -167,6 +133,17 @@ async function runSync<T extends object>(options: SyncStreamOptions<T>, requests
     largestTransaction: writer.largestTransaction,
     durationMs: Math.round(performance.now() - startedAt),
   });
+  /** The run's end in FpxSyncState (and FpxSyncRuns); nothing is kept without a state table. */
+  const recordEnd = async (run: SyncResult, end: { lastError?: string; lastCompletedAt?: string } = {}) => {
+    if (!state) return;
+    const record: SyncRunRecord = {
+      ...runRecord(run),
+      lastStatus: run.status,
+      lastError: end.lastError ?? '',
+      ...(end.lastCompletedAt ? { lastCompletedAt: end.lastCompletedAt } : {}),
+    };
+    await recordRunEnd(state, stream, record, options.history);
+  };
 
   /** Decides what one item needs and queues its write. */
   const syncItem = async (known: Map<string, KnownRow>, item: T, itemIndex: number) => {
@@ -247,13 +224,7 @@ async function runSync<T extends object>(options: SyncStreamOptions<T>, requests
       await writer.drain();
       const partial = result('partial');
       partial.seenKeys = [...known].filter(([, row]) => row.seen).map(([key]) => key);
-      if (state)
-        await recordRunEnd(
-          state,
-          stream,
-          { ...runRecord(partial), lastStatus: 'partial', lastError: '' },
-          options.history,
-        );
+      await recordEnd(partial);
       log(`${summary(partial)}; stopped to stay within the function timeout, continues in the next run`);
       return partial;
     }
@@ -279,18 +250,7 @@ async function runSync<T extends object>(options: SyncStreamOptions<T>, requests
     await writer.settle();
     const failed = result('failed');
     try {
-      if (state) {
-        await recordRunEnd(
-          state,
-          stream,
-          {
-            ...runRecord(failed),
-            lastStatus: 'failed',
-            lastError: safeErrorMessage(error),
-          },
-          options.history,
-        );
-      }
+      await recordEnd(failed, { lastError: safeErrorMessage(error) });
     } catch (stateError) {
       log(`sync ${stream}: could not record the failure in FpxSyncState: ${safeErrorMessage(stateError)}`);
     }
@@ -298,19 +258,7 @@ async function runSync<T extends object>(options: SyncStreamOptions<T>, requests
     throw error;
   }
   const succeeded = result('succeeded');
-  if (state) {
-    await recordRunEnd(
-      state,
-      stream,
-      {
-        ...runRecord(succeeded),
-        lastStatus: 'succeeded',
-        lastError: '',
-        lastCompletedAt: timestamp(),
-      },
-      options.history,
-    );
-  }
+  await recordEnd(succeeded, { lastCompletedAt: timestamp() });
   log(summary(succeeded));
   return succeeded;
 }

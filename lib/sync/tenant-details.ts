@@ -1,17 +1,15 @@
 import { odata, type TableClient } from '@azure/data-tables';
 import type { QueueClient } from '@azure/storage-queue';
 import { z } from 'zod';
-import { type FpxClient, FpxError, fpxSchemas, type PagedList } from '../fpx';
-import { ensureQueueOnce } from '../storage';
-import { markDepartedTenants, tenantsWithDetails } from './departed';
-import { DETAILS_RUNS_TABLE, startDetailsRun } from './details-state';
+import { FpxError, fpxSchemas, type PagedList } from '../fpx';
+import { ensureQueueOnce, sendJsonMessage } from '../storage';
 import { readServiceEntitlements, type ServiceEntitlement } from './entitlements';
-import { TABLES } from './fpx-streams';
+import { type StreamDeps, TABLES } from './fpx-streams';
 import { stableRowKey } from './hash';
 import { presentRows } from './present-rows';
 import { referenceIds } from './reference-ids';
-import { readSyncState } from './sync-state';
-import { type SyncResult, syncStream } from './sync-stream';
+import type { SyncResult } from './sync-state';
+import { syncStream } from './sync-stream';
 import { takeTenantLease } from './tenant-lease';
 
 export const TENANT_DETAILS_QUEUE = 'fpx-tenant-details';
@@ -24,14 +22,8 @@ export const tenantDetailsMessage = z.object({
 });
 export type TenantDetailsMessage = z.output<typeof tenantDetailsMessage>;
 
-export interface DetailsDeps {
-  fpx: FpxClient;
-  table(name: string): TableClient;
-  log?: (message: string) => void;
-  now?: () => Date;
-  /** SYNC_MAX_REMOVED_PERCENT (unset: no limit; the setting defaults to 20). */
-  maxRemovedPercent?: number;
-}
+/** What a tenant's sync needs: the listings' dependencies, without their time limit. */
+export type DetailsDeps = Pick<StreamDeps, 'fpx' | 'table' | 'log' | 'now' | 'maxRemovedPercent'>;
 
 export interface TenantDetailsResult {
   tenantId: string;
@@ -171,10 +163,7 @@ export async function syncTenantDetailsExclusively(
   const lease = await takeTenantLease(deps.leases, message.tenantId, deps.holder, now);
   if ('busyUntil' in lease) {
     const deferredSeconds = Math.min(DEFER_SECONDS, Math.max(1, Math.ceil((lease.busyUntil - now) / 1000)));
-    await ensureQueueOnce(deps.queue);
-    await deps.queue.sendMessage(Buffer.from(JSON.stringify(message)).toString('base64'), {
-      visibilityTimeout: deferredSeconds,
-    });
+    await sendJsonMessage(deps.queue, message, { visibilityTimeout: deferredSeconds });
     deps.log?.(
       `tenant ${message.tenantId}: another sync of it is running; queued again for ${deferredSeconds} s`,
     );
@@ -187,6 +176,7 @@ export async function syncTenantDetailsExclusively(
   }
 }
 
+/** What `fanOutTenantDetails` (fan-out.ts) queued; the details run (details-state.ts) starts from it. */
 export interface FanOutResult {
   runId: string;
   enqueued: number;
@@ -199,46 +189,6 @@ export interface FanOutResult {
   departedSkipped: string;
 }
 
-/**
- * After a successful pollTenants run: one message per tenant, claimed (FpxTenants) or referred
- * (FpxReferrals, with their rfaIds), each tenant once per run, onto `fpx-tenant-details`; the run is
- * recorded in FpxSyncState's `details` row first. Tenants in neither listing get their detail rows marked
- * removed.
- */
-export async function fanOutTenantDetails(
-  deps: { table(name: string): TableClient; queue: QueueClient; now?: () => Date },
-  runId: string,
-): Promise<FanOutResult> {
-  // Detail partitions are read before the listings' tables: a tenant whose referral arrives meanwhile is
-  // then in both, never taken for departed.
-  const referrals = await readSyncState(deps.table(TABLES.syncState), 'referrals').catch(() => undefined);
-  const detailTenants = referrals?.lastCompletedAt ? await tenantsWithDetails(deps.table) : undefined;
-  const messages = await tenantMessages(deps.table, runId);
-  const referralOnly = messages.filter((m) => !m.claimed).length;
-  const departed = detailTenants
-    ? await markDepartedTenants(
-        deps.table,
-        [...detailTenants].filter((id) => !messages.some((m) => m.tenantId === id)),
-        (deps.now?.() ?? new Date()).toISOString(),
-      )
-    : { tenants: 0, rows: 0 };
-  const result: FanOutResult = {
-    runId,
-    enqueued: messages.length,
-    claimed: messages.length - referralOnly,
-    referralOnly,
-    departedTenants: departed.tenants,
-    departedRows: departed.rows,
-    departedSkipped: detailTenants
-      ? ''
-      : 'no complete referral listing yet (pollReferrals has not succeeded)',
-  };
-  // The run is on record before its first message can be taken, so every tenant's outcome counts towards it.
-  await startDetailsRun(deps.table(TABLES.syncState), deps.table(DETAILS_RUNS_TABLE), result, deps.now?.());
-  await enqueueTenantDetails(deps.queue, messages);
-  return result;
-}
-
 /** Onto `fpx-tenant-details`, with bounded concurrency (a queue has no batch send). */
 export async function enqueueTenantDetails(
   queue: QueueClient,
@@ -246,11 +196,7 @@ export async function enqueueTenantDetails(
 ): Promise<void> {
   await ensureQueueOnce(queue);
   for (let i = 0; i < messages.length; i += 16) {
-    await Promise.all(
-      messages
-        .slice(i, i + 16)
-        .map((m) => queue.sendMessage(Buffer.from(JSON.stringify(m)).toString('base64'))),
-    );
+    await Promise.all(messages.slice(i, i + 16).map((m) => sendJsonMessage(queue, m)));
   }
 }
 

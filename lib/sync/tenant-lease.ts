@@ -1,5 +1,12 @@
 import type { TableClient } from '@azure/data-tables';
-import { ensureTableOnce } from '../storage';
+import {
+  deleteEntityIfUnchanged,
+  ensureTableOnce,
+  getEntityOrUndefined,
+  isConflict,
+  isNotFound,
+  isPreconditionFailed,
+} from '../storage';
 
 /**
  * One `syncTenantDetails` per tenant at a time (overlapping fan-outs, admin runs, host retries): a short
@@ -26,32 +33,22 @@ export async function takeTenantLease(
   try {
     etag = (await table.createEntity(entity)).etag;
   } catch (error) {
-    if (status(error) !== 409) throw error;
-    const existing = await table
-      .getEntity<{ leaseUntil?: number }>(PARTITION, tenantId)
-      .catch((e: unknown) => {
-        if (status(e) === 404) return undefined; // released meanwhile: the next try takes it
-        throw e;
-      });
+    if (!isConflict(error)) throw error;
+    // Undefined when released meanwhile: the next try takes it.
+    const existing = await getEntityOrUndefined<{ leaseUntil?: number }>(table, PARTITION, tenantId);
     const until = Number(existing?.leaseUntil ?? 0);
     if (!existing || until > now) return { busyUntil: existing ? until : now };
     try {
       etag = (await table.updateEntity(entity, 'Replace', { etag: existing.etag })).etag;
     } catch (updateError) {
-      if (status(updateError) === 412 || status(updateError) === 404) return { busyUntil: now + 1_000 };
+      if (isPreconditionFailed(updateError) || isNotFound(updateError)) return { busyUntil: now + 1_000 };
       throw updateError;
     }
   }
   return {
     async release() {
       // Only our own lease: after a takeover (we were too slow) the row is someone else's.
-      await table.deleteEntity(PARTITION, tenantId, { etag }).catch((error: unknown) => {
-        if (status(error) !== 404 && status(error) !== 412) throw error;
-      });
+      await deleteEntityIfUnchanged(table, PARTITION, tenantId, etag);
     },
   };
-}
-
-function status(error: unknown): number | undefined {
-  return (error as { statusCode?: number }).statusCode;
 }

@@ -13,7 +13,7 @@ export const CHUNK_BYTES = 64_000;
  * The most a blob may take once deflated: its chunks travel base64-encoded (4/3) in one batch transaction
  * of at most 4 MiB, next to the delivery row. 2.7 MB deflated is more than 5 MiB of ordinary JSON.
  */
-export const MAX_BLOB_BYTES = 2_700_000;
+export const MAX_PACKED_BYTES = 2_700_000;
 const SYNC_BELOW_BYTES = 64 * 1024;
 
 const deflateAsync = promisify(deflateRaw);
