@@ -7,8 +7,8 @@ import { defineConfig } from 'vitest/config';
  *
  * A test file gets a fresh module graph (a fresh process) only where it needs one: the suites that load the
  * app entry (its composition root reads the settings once per process), run a Functions host or spawn
- * processes. The others, and the unit tier, share one module graph per
- * worker: lib/ is imported once per worker, not once per file.
+ * processes. The others, and the unit tier, share one module graph per worker: lib/ is imported once per
+ * worker, not once per file.
  */
 const OWN_PROCESS = [
   'test/bundle.test.ts',
@@ -28,6 +28,9 @@ export default defineConfig({
     hookTimeout: 60_000,
     // Suites start their own sandbox and share one Azurite; two cores, so two workers.
     maxWorkers: 2,
+    // Transformed modules kept on disk (node_modules/.experimental-vitest-cache, keyed by their content):
+    // a second run does not transform lib/ again.
+    experimental: { fsModuleCache: true },
     // The JSON report gives .ci/run its "N passed, N failed" line.
     reporters: ['default', ['json', { outputFile: '.local/test-results.json' }]],
     projects: [

@@ -137,6 +137,8 @@ async function main(): Promise<void> {
       visibilityTimeoutSeconds: HOST_JSON.visibilityTimeoutSeconds,
       batchSize: HOST_JSON.batchSize,
       newBatchThreshold: HOST_JSON.newBatchThreshold,
+      // Ctrl-C should stop at once: an invocation cut short loses nothing, its queue message comes back.
+      stopTimeoutMs: 2_000,
     });
     started.push({ name: 'Functions host', stop: host.stop });
     writeRunningStart(host.url, parts);

@@ -70,10 +70,10 @@ test('rotation with 1,000+ FPX calls in flight: no call fails, new calls present
   const total = 1500;
   const tenantId = String(sandbox.data.partnerTenants[0]?.tenantId);
   let settled = 0;
-  // The first 32 answers (one per connection of the Agent) are held 1.5 s: meanwhile the client keeps
+  // The first 32 answers (one per connection of the Agent) are held a second: meanwhile the client keeps
   // dispatching, so calls pile up in the old certificate's Agent, on the wire and in its queue. How many
   // depends on the machine's load: bench/cert-rotation.ts prints it (about 1,000 on an idle machine).
-  sandbox.injectFault({ kind: 'slow', delayMs: 1_500 }, {}, 32);
+  sandbox.injectFault({ kind: 'slow', delayMs: 1_000 }, {}, 32);
   // Mostly GETs, and one call in ten a POST: the transport never resends a POST, so a POST dispatched to a
   // closed Agent would fail outright.
   const calls = Array.from({ length: total }, (_, i) =>

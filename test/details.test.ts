@@ -284,12 +284,22 @@ describe('through the local host and the real queue', () => {
         brokenId,
       ]);
 
+      // Its last attempt is on record before the host moves the message to the poison queue.
       const poison = queueClient(settings.AzureWebJobsStorage as string, `${TENANT_DETAILS_QUEUE}-poison`);
-      const peeked = await poison.peekMessages({ numberOfMessages: 32 });
-      const poisoned = peeked.peekedMessageItems.map((m) =>
-        JSON.parse(Buffer.from(m.messageText, 'base64').toString()),
-      );
-      expect(poisoned.filter((m) => m.runId === fanOut.runId).map((m) => m.tenantId)).toEqual([brokenId]);
+      const poisoned = await waitFor('the failed tenant in the poison queue', async () => {
+        const peeked = await poison.peekMessages({ numberOfMessages: 32 }).catch(() => undefined);
+        const ofRun = (peeked?.peekedMessageItems ?? [])
+          .map(
+            (m) =>
+              JSON.parse(Buffer.from(m.messageText, 'base64').toString()) as {
+                runId?: string;
+                tenantId?: string;
+              },
+          )
+          .filter((m) => m.runId === fanOut.runId);
+        return ofRun.length > 0 && ofRun;
+      });
+      expect(poisoned.map((m) => m.tenantId)).toEqual([brokenId]);
 
       const other = canonical(String(sandbox.data.partnerTenants[0]?.tenantId));
       const contacts = await rows(tableClient(settings.AzureWebJobsStorage as string, 'FpxContacts'), other);

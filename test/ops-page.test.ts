@@ -51,10 +51,17 @@ const status = async (): Promise<OpsStatus> =>
 
 beforeAll(async () => {
   // The browser starts meanwhile (its own process): it is needed only once the state below is made.
+  // sparticuz's flags are made for Lambda: one process, and WebGL through SwiftShader. Here: its processes,
+  // and no GPU at all (the page draws no WebGL; software GL would only cost CPU on every frame and screenshot).
   const launching = sparticuz.executablePath().then((executablePath) =>
     chromium.launch({
       executablePath,
-      args: sparticuz.args.filter((arg) => arg !== '--single-process'),
+      args: [
+        ...sparticuz.args.filter(
+          (arg) => arg !== '--single-process' && !/gpu|gl=|angle|swiftshader/.test(arg),
+        ),
+        '--disable-gpu',
+      ],
     }),
   );
   sandbox = await startSandbox({ rateLimitPerMinute: 0, data: { tenants: 4, referrals: 3 } });
