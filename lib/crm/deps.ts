@@ -1,6 +1,7 @@
 import type { TableClient } from '@azure/data-tables';
 import type { QueueClient } from '@azure/storage-queue';
 import type { AlertSender } from '../alerts';
+import { type Clock, systemClock } from '../clock';
 import type { Config } from '../config';
 import type { FpxClient } from '../fpx';
 import { DELIVERY_POISON_QUEUE, DELIVERY_QUEUE, DeliveryQueue } from './delivery-queue';
@@ -54,6 +55,8 @@ export interface CrmServices {
   alerts: AlertSender;
   table(name: string): TableClient;
   storage: { queue(name: string): QueueClient };
+  /** The process's one clock (leases, backoff, retention); the system's when not given. */
+  clock?: Clock;
 }
 
 const built = new WeakMap<CrmServices, CrmDeps>();
@@ -78,7 +81,7 @@ export function crmDeps(services: CrmServices): CrmDeps {
         maxAttempts: crm.deliveryMaxAttempts,
         backoffSeconds: crm.deliveryBackoffSeconds,
       },
-      now: Date.now,
+      now: () => (services.clock ?? systemClock).now(),
     };
     built.set(services, deps);
   }

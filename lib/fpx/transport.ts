@@ -1,8 +1,8 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import { createSecureContext, rootCertificates } from 'node:tls';
 import type { Agent } from 'undici';
 import type { z } from 'zod';
 import type { CertificateSource, ClientCertificate } from '../cert/certificate';
+import { type Clock, sleep, systemClock } from '../clock';
 import { lazy } from '../lazy';
 import { FpxError, readErrorBody } from './errors';
 import { type CallLimiter, type Priority, RateLimiter } from './rate-limiter';
@@ -47,6 +47,8 @@ export interface TransportOptions {
   rateLimitPerMinute: number;
   /** The deployment's shared budget; without it, a limiter of this process's own at `rateLimitPerMinute`. */
   limiter?: CallLimiter;
+  /** Where retry waits and certificate-refresh spacing take their time (tests move a ManualClock). */
+  clock?: Clock;
   timeouts?: { connectMs?: number; headersMs?: number; bodyMs?: number };
   retry?: Partial<RetryPolicy>;
 }
@@ -75,6 +77,7 @@ const TLS_CODE = /^(ERR_SSL_|ERR_TLS_|UNABLE_TO_|CERT_|DEPTH_ZERO|SELF_SIGNED|ER
 export class FpxTransport {
   readonly stats: TransportStats = { calls: 0, retries: 0, throttled: 0 };
   readonly limiter: CallLimiter;
+  private readonly clock: Clock;
   private readonly base: string;
   private readonly retry: RetryPolicy;
   private readonly timeouts: { connectMs: number; headersMs: number; bodyMs: number };
@@ -85,14 +88,15 @@ export class FpxTransport {
 
   constructor(private readonly options: TransportOptions) {
     this.base = options.baseUrl.replace(/\/+$/, '');
-    this.limiter = options.limiter ?? new RateLimiter(options.rateLimitPerMinute);
+    this.clock = options.clock ?? systemClock;
+    this.limiter = options.limiter ?? new RateLimiter(options.rateLimitPerMinute, this.clock);
     this.retry = { ...DEFAULT_RETRY, ...options.retry };
     this.timeouts = { connectMs: 10_000, headersMs: 30_000, bodyMs: 30_000, ...options.timeouts };
     this.ca = options.caPem ? [...rootCertificates, options.caPem] : undefined;
   }
 
   async call<S extends z.ZodType>(spec: CallSpec<S>): Promise<z.output<S>> {
-    const startedAt = Date.now();
+    const startedAt = this.clock.now();
     const retriable = spec.method === 'GET';
     let renewed = false;
     for (let attempt = 1; ; attempt++) {
@@ -107,7 +111,7 @@ export class FpxTransport {
       }
       if (error.status === 429) {
         // FPX counts per user or IP, so every caller of this process waits, not just this one.
-        this.limiter.pause(Date.now() + (error.retryAfterMs ?? this.backoff(attempt)));
+        this.limiter.pause(this.clock.now() + (error.retryAfterMs ?? this.backoff(attempt)));
       }
       if (refusedCertificate(error, spec)) {
         const now = await this.refreshCertificate(error);
@@ -122,10 +126,11 @@ export class FpxTransport {
       if (!retriable || !error.transient || attempt >= (spec.maxAttempts ?? this.retry.maxAttempts))
         throw error;
       const delay = error.status === 429 ? 0 : (error.retryAfterMs ?? this.backoff(attempt));
-      const resumeAt = Math.max(Date.now() + delay, Date.now() + this.limiter.pausedForMs);
+      const now = this.clock.now();
+      const resumeAt = Math.max(now + delay, now + this.limiter.pausedForMs);
       if (resumeAt - startedAt > this.retry.maxTotalMs) throw error;
       this.stats.retries++;
-      if (delay > 0) await sleep(delay, undefined, { signal: spec.signal });
+      if (delay > 0) await sleep(this.clock, delay, spec.signal);
     }
   }
 
@@ -232,13 +237,13 @@ export class FpxTransport {
    * to the certificate current after that look (undefined if the source failed).
    */
   private refreshCertificate(error: FpxError): Promise<ClientCertificate | undefined> {
-    if (this.authRefresh && Date.now() - this.authRefresh.at < AUTH_REFRESH_INTERVAL_MS) {
+    if (this.authRefresh && this.clock.now() - this.authRefresh.at < AUTH_REFRESH_INTERVAL_MS) {
       return this.authRefresh.result;
     }
     const result = this.options.certificates
       .refresh(`FPX ${error.endpoint} answered ${error.status ?? error.kind}`)
       .catch(() => undefined);
-    this.authRefresh = { at: Date.now(), result };
+    this.authRefresh = { at: this.clock.now(), result };
     return result;
   }
 }
