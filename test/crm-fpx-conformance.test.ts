@@ -4,6 +4,7 @@
  * the end user's token; creates for a referral go and are looked for under its rfaId; a repeated removal is
  * delivered; dates go to FPX as written. Real handlers, Azurite, and the sandbox over mutual TLS.
  */
+
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, inject, test } from 'vitest';
 import { issueClientCertificate } from '../dev/certs';
@@ -30,6 +31,7 @@ import {
   webhookRequest,
   workerOutcomes,
 } from './crm-support';
+import { sandboxClient } from './support/fpx';
 
 let sandbox: Sandbox;
 const connection = inject('storageConnection');
@@ -159,15 +161,7 @@ describe('a 5xx answering a create that FPX applied', () => {
   });
 
   test('the transport: a 5xx or a timeout answering a POST or PATCH is an unknown outcome; on a GET it is not', async () => {
-    const fpx = new FpxClient(
-      new FpxTransport({
-        baseUrl: sandbox.url,
-        certificates: new FileCertificateSource(sandbox.certs.client.pemPath),
-        caPem: sandbox.certs.ca.certPem,
-        rateLimitPerMinute: 60_000,
-      }),
-      25,
-    );
+    const fpx = sandboxClient(sandbox, 25);
     open.push(fpx.transport);
     const failure = (call: Promise<unknown>) => call.then(() => undefined).catch((e) => e as FpxError);
 

@@ -8,9 +8,8 @@ import {
   type SandboxData,
   startSandbox,
 } from '../dev/sandbox';
-import { FileCertificateSource } from '../lib/cert';
-import { FpxClient, FpxTransport, normalizeGuid } from '../lib/fpx';
-import { queueClient, tableClient } from '../lib/storage';
+import { type FpxClient, normalizeGuid } from '../lib/fpx';
+import { queueClient } from '../lib/storage';
 import {
   fanOutTenantDetails,
   readDetailsState,
@@ -23,6 +22,8 @@ import {
   TENANT_LEASES_TABLE,
   tenantDetailsMessage,
 } from '../lib/sync';
+import { sandboxClient } from './support/fpx';
+import { freshTables, partitionRows } from './support/storage';
 import { waitFor } from './support/wait';
 
 /**
@@ -44,45 +45,13 @@ afterAll(async () => {
 
 /** A new client each time: reference lists are cached per client, and these tests change them. */
 function newFpx(): FpxClient {
-  const fpx = new FpxClient(
-    new FpxTransport({
-      baseUrl: sandbox.url,
-      certificates: new FileCertificateSource(sandbox.certs.client.pemPath),
-      caPem: sandbox.certs.ca.certPem,
-      rateLimitPerMinute: 60_000,
-      retry: { maxAttempts: 2, baseDelayMs: 5, maxDelayMs: 10 },
-    }),
-    3,
-  );
+  const fpx = sandboxClient(sandbox, 3, { retry: { maxAttempts: 2, baseDelayMs: 5, maxDelayMs: 10 } });
   clients.push(fpx);
   return fpx;
 }
 
-function tables() {
-  const suffix = randomBytes(4).toString('hex');
-  const made = new Map<string, TableClient>();
-  return (name: string) => {
-    let client = made.get(name);
-    if (!client) {
-      client = tableClient(inject('storageConnection'), `${name}${suffix}`);
-      made.set(name, client);
-    }
-    return client;
-  };
-}
-
-async function rows(table: TableClient, partition: string) {
-  const all: Record<string, unknown>[] = [];
-  try {
-    for await (const row of table.listEntities({
-      queryOptions: { filter: `PartitionKey eq '${partition}'` },
-    }))
-      all.push(row);
-  } catch (error) {
-    if ((error as { statusCode?: number }).statusCode !== 404) throw error;
-  }
-  return all;
-}
+const tables = freshTables;
+const rows = partitionRows;
 
 const canonical = (id: string) => normalizeGuid(id) as string;
 
@@ -374,15 +343,7 @@ describe('a new referral', () => {
 
   test('a bulk arrival (a first sync of many referrals) queues 500 tenants and leaves the rest to the fan-out', async () => {
     const big = await startSandbox({ data: { tenants: 2, referrals: 700, seed: 9 }, rateLimitPerMinute: 0 });
-    const fpx = new FpxClient(
-      new FpxTransport({
-        baseUrl: big.url,
-        certificates: new FileCertificateSource(big.certs.client.pemPath),
-        caPem: big.certs.ca.certPem,
-        rateLimitPerMinute: 60_000,
-      }),
-      100,
-    );
+    const fpx = sandboxClient(big, 100);
     const queue = queueClient(inject('storageConnection'), `bulk-${randomBytes(4).toString('hex')}`);
     const lines: string[] = [];
     try {

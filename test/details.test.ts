@@ -1,12 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import type { TableClient } from '@azure/data-tables';
 import { afterAll, beforeAll, describe, expect, inject, test } from 'vitest';
 import { DEFAULT_ENTRY, type RunningHost, startHost } from '../dev/host/host';
 import { memoryLogger } from '../dev/host/logger';
 import { type Sandbox, startSandbox } from '../dev/sandbox';
-import { FileCertificateSource } from '../lib/cert';
 import { SCHEDULE_DEFAULTS } from '../lib/config';
-import { FpxClient, FpxTransport, normalizeGuid } from '../lib/fpx';
+import { type FpxClient, normalizeGuid } from '../lib/fpx';
 import { queueClient, tableClient } from '../lib/storage';
 import {
   fanOutTenantDetails,
@@ -16,6 +14,8 @@ import {
   syncTenants,
   TENANT_DETAILS_QUEUE,
 } from '../lib/sync';
+import { sandboxClient } from './support/fpx';
+import { freshTables, partitionRows } from './support/storage';
 import { waitFor } from './support/wait';
 
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -25,45 +25,15 @@ let fpx: FpxClient;
 
 beforeAll(async () => {
   sandbox = await startSandbox({ data: { tenants: 6, referrals: 10, seed: 5 }, rateLimitPerMinute: 0 });
-  fpx = new FpxClient(
-    new FpxTransport({
-      baseUrl: sandbox.url,
-      certificates: new FileCertificateSource(sandbox.certs.client.pemPath),
-      caPem: sandbox.certs.ca.certPem,
-      rateLimitPerMinute: 60_000,
-      retry: { maxAttempts: 2, baseDelayMs: 10, maxDelayMs: 20 },
-    }),
-    3,
-  );
+  fpx = sandboxClient(sandbox, 3, { retry: { maxAttempts: 2, baseDelayMs: 10, maxDelayMs: 20 } });
 });
 afterAll(async () => {
   await fpx.transport.close();
   await sandbox.close();
 });
 
-/** Fresh tables per test (one Azurite for the whole run). */
-function tables() {
-  const suffix = randomBytes(4).toString('hex');
-  const made = new Map<string, TableClient>();
-  return (name: string) => {
-    let client = made.get(name);
-    if (!client) {
-      client = tableClient(inject('storageConnection'), `${name}${suffix}`);
-      made.set(name, client);
-    }
-    return client;
-  };
-}
-
-async function rows(table: TableClient, partition: string) {
-  const all: Record<string, unknown>[] = [];
-  for await (const row of table.listEntities({
-    queryOptions: { filter: `PartitionKey eq '${partition}'` },
-  })) {
-    all.push(row);
-  }
-  return all;
-}
+const tables = freshTables;
+const rows = partitionRows;
 
 const canonical = (id: string) => normalizeGuid(id) as string;
 

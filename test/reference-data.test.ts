@@ -2,8 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { TableClient } from '@azure/data-tables';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, test } from 'vitest';
 import { type NamedId, type ReferenceData, type Sandbox, startSandbox } from '../dev/sandbox';
-import { FileCertificateSource } from '../lib/cert';
-import { FpxClient, FpxTransport, REFERENCE_LISTS, type ReferenceList } from '../lib/fpx';
+import { type FpxClient, REFERENCE_LISTS, type ReferenceList } from '../lib/fpx';
 import { tableClient } from '../lib/storage';
 import {
   REFERENCE_DATA_STREAM,
@@ -12,6 +11,7 @@ import {
   syncReferenceData,
   TABLES,
 } from '../lib/sync';
+import { sandboxClient } from './support/fpx';
 
 const LISTS = Object.keys(REFERENCE_LISTS) as ReferenceList[];
 /** Attempts per GET: a fault injected this many times fails the call for good. */
@@ -24,16 +24,7 @@ let original: ReferenceData;
 beforeAll(async () => {
   sandbox = await startSandbox({ data: { tenants: 2, referrals: 2, seed: 12 }, rateLimitPerMinute: 0 });
   original = structuredClone(sandbox.data.reference);
-  fpx = new FpxClient(
-    new FpxTransport({
-      baseUrl: sandbox.url,
-      certificates: new FileCertificateSource(sandbox.certs.client.pemPath),
-      caPem: sandbox.certs.ca.certPem,
-      rateLimitPerMinute: 60_000,
-      retry: { maxAttempts: ATTEMPTS, baseDelayMs: 10, maxDelayMs: 20 },
-    }),
-    25,
-  );
+  fpx = sandboxClient(sandbox, 25, { retry: { maxAttempts: ATTEMPTS, baseDelayMs: 10, maxDelayMs: 20 } });
 });
 afterEach(() => {
   // Each test starts from the generated lists, served bare.

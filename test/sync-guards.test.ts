@@ -1,37 +1,12 @@
-import { randomBytes } from 'node:crypto';
-import { odata, type TableClient } from '@azure/data-tables';
-import { afterAll, beforeAll, describe, expect, inject, test } from 'vitest';
+import type { TableClient } from '@azure/data-tables';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { type Sandbox, startSandbox } from '../dev/sandbox';
-import { FileCertificateSource } from '../lib/cert';
-import { FpxClient, FpxTransport } from '../lib/fpx';
-import { tableClient } from '../lib/storage';
+import type { FpxClient } from '../lib/fpx';
 import { CHECKPOINTS_TABLE, readSyncState, syncReferrals, syncStream } from '../lib/sync';
+import { sandboxClient } from './support/fpx';
+import { freshTables, partitionRows } from './support/storage';
 
 /** Removal guards (issue 14 #3) and listings that continue across invocations (issue 13). */
-
-function tables() {
-  const suffix = randomBytes(4).toString('hex');
-  const made = new Map<string, TableClient>();
-  return (name: string) => {
-    let client = made.get(name);
-    if (!client) {
-      client = tableClient(inject('storageConnection'), `${name}${suffix}`);
-      made.set(name, client);
-    }
-    return client;
-  };
-}
-
-async function partition(table: TableClient, key: string) {
-  const rows: Record<string, unknown>[] = [];
-  try {
-    for await (const row of table.listEntities({ queryOptions: { filter: odata`PartitionKey eq ${key}` } }))
-      rows.push(row);
-  } catch (error) {
-    if ((error as { statusCode?: number }).statusCode !== 404) throw error;
-  }
-  return rows;
-}
 
 const item = (n: number) => ({ id: `item-${String(n).padStart(3, '0')}`, n });
 const items = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => item(from + i));
@@ -52,12 +27,12 @@ function run(table: (name: string) => TableClient, list: { id: string }[], extra
 
 describe('removal guards', () => {
   test("a complete listing whose item count disagrees with FPX's count removes nothing, and says why", async () => {
-    const table = tables();
+    const table = freshTables();
     await run(table, items(0, 30));
     const result = await run(table, items(0, 25), { expectedCount: () => 30 });
     expect(result).toMatchObject({ removed: 0, removalsWithheld: 5 });
     expect(result.removalsSkipped).toBe("the listing delivered 25 items but FPX's count says 30");
-    expect((await partition(table('Rows'), 'p')).every((row) => row.removedAt === '')).toBe(true);
+    expect((await partitionRows(table('Rows'), 'p')).every((row) => row.removedAt === '')).toBe(true);
     expect(await readSyncState(table('FpxSyncState'), 'guarded')).toMatchObject({
       lastStatus: 'succeeded',
       removalsSkipped: result.removalsSkipped,
@@ -68,7 +43,7 @@ describe('removal guards', () => {
   });
 
   test('a run that would remove more than SYNC_MAX_REMOVED_PERCENT of the rows removes nothing; 100 turns it off', async () => {
-    const table = tables();
+    const table = freshTables();
     const logs: string[] = [];
     await run(table, items(0, 100));
     const guarded = await run(table, items(0, 70), {
@@ -92,15 +67,7 @@ describe('a listing longer than one invocation', () => {
   let fpx: FpxClient;
   beforeAll(async () => {
     sandbox = await startSandbox({ data: { tenants: 2, referrals: 10, seed: 3 }, rateLimitPerMinute: 0 });
-    fpx = new FpxClient(
-      new FpxTransport({
-        baseUrl: sandbox.url,
-        certificates: new FileCertificateSource(sandbox.certs.client.pemPath),
-        caPem: sandbox.certs.ca.certPem,
-        rateLimitPerMinute: 60_000,
-      }),
-      4,
-    );
+    fpx = sandboxClient(sandbox, 4);
   });
   afterAll(async () => {
     await fpx.transport.close();
@@ -108,9 +75,9 @@ describe('a listing longer than one invocation', () => {
   });
 
   test('continues where it stopped, and marks removals only once complete across invocations', async () => {
-    const table = tables();
+    const table = freshTables();
     await syncReferrals({ fpx, table });
-    const rowsNow = async () => partition(table('FpxReferrals'), 'referral');
+    const rowsNow = async () => partitionRows(table('FpxReferrals'), 'referral');
     expect(await rowsNow()).toHaveLength(10);
 
     // FPX drops the first referral; each invocation may read one page only (no time left after it).
@@ -129,14 +96,14 @@ describe('a listing longer than one invocation', () => {
       const state = await readSyncState(table('FpxSyncState'), 'referrals');
       expect(state).toMatchObject({ lastStatus: 'succeeded', resumePage: 0 });
       // The parts' keys are gone with the complete listing.
-      expect(await partition(table(CHECKPOINTS_TABLE), 'referrals')).toHaveLength(0);
+      expect(await partitionRows(table(CHECKPOINTS_TABLE), 'referrals')).toHaveLength(0);
     } finally {
       sandbox.data.referrals.unshift(dropped);
     }
   });
 
   test('a partial part records where the next one goes on, and the keys it saw', async () => {
-    const table = tables();
+    const table = freshTables();
     const first = await syncReferrals({ fpx, table, listingTimeBudgetMs: 0 });
     expect(first).toMatchObject({ status: 'partial', items: 4, removed: 0 });
     expect(await readSyncState(table('FpxSyncState'), 'referrals')).toMatchObject({
@@ -145,7 +112,7 @@ describe('a listing longer than one invocation', () => {
       resumeItems: 4,
       resumeParts: 1,
     });
-    const keyRows = await partition(table(CHECKPOINTS_TABLE), 'referrals');
+    const keyRows = await partitionRows(table(CHECKPOINTS_TABLE), 'referrals');
     expect(keyRows.flatMap((row) => JSON.parse(String(row.keys))).sort()).toEqual(
       sandbox.data.referrals
         .slice(0, 4)
