@@ -19,7 +19,11 @@ export function registerPollTenants(services: Services): void {
       // A listing that continues in the next run fans out once it is complete.
       if (sync.status === 'partial') return { sync };
       const fanOut = await fanOutTenantDetails(
-        { table: services.table, queue: services.queueService.getQueueClient(TENANT_DETAILS_QUEUE) },
+        {
+          table: services.table,
+          queue: services.queueService.getQueueClient(TENANT_DETAILS_QUEUE),
+          clock: services.clock,
+        },
         randomUUID(),
       );
       context.log(

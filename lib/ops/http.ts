@@ -18,7 +18,7 @@ const cached = new WeakMap<OpsDeps, { at: number; status: Promise<OpsStatus> }>(
 
 /** The status, read at most once per 2 s per process however many pages are open; an action forgets it. */
 export function currentStatus(deps: OpsDeps): Promise<OpsStatus> {
-  const now = Date.now();
+  const now = deps.now?.() ?? Date.now();
   const last = cached.get(deps);
   if (last && now - last.at < STATUS_TTL_MS) return last.status;
   const status = collectStatus(deps);

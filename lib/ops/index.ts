@@ -1,5 +1,7 @@
 /** The operations page: what ran, what is stuck, and the two repairs (retry a delivery, requeue a poison queue). */
+
 import type { CertificateSource } from '../cert';
+import { systemClock } from '../clock';
 import { type CrmServices, crmDeps } from '../crm';
 import { CallMeter } from './call-meter';
 import type { OpsDeps } from './status';
@@ -50,6 +52,8 @@ export function opsDeps(services: OpsServices, probe: OpsDeps['probe']): OpsDeps
       crm: crmDeps(services),
       meter: new CallMeter(() => ({ calls: stats.calls, throttled: stats.throttled })).start(),
       probe,
+      // The composition root's one clock (CrmServices.clock), the system's when not given.
+      now: () => (services.clock ?? systemClock).now(),
     };
     built.set(services, deps);
   }

@@ -1,8 +1,9 @@
 import type { TableClient } from '@azure/data-tables';
 import type { QueueClient } from '@azure/storage-queue';
+import type { Clock } from '../clock';
 import { markDepartedTenants, tenantsWithDetails } from './departed';
 import { DETAILS_RUNS_TABLE, startDetailsRun } from './details-state';
-import { TABLES } from './fpx-streams';
+import { TABLES, timeOf } from './fpx-streams';
 import { readSyncState } from './sync-state';
 import { enqueueTenantDetails, type FanOutResult, tenantMessages } from './tenant-details';
 
@@ -13,7 +14,7 @@ import { enqueueTenantDetails, type FanOutResult, tenantMessages } from './tenan
  * removed.
  */
 export async function fanOutTenantDetails(
-  deps: { table(name: string): TableClient; queue: QueueClient; now?: () => Date },
+  deps: { table(name: string): TableClient; queue: QueueClient; now?: () => Date; clock?: Clock },
   runId: string,
 ): Promise<FanOutResult> {
   // Detail partitions are read before the listings' tables: a tenant whose referral arrives meanwhile is
@@ -26,7 +27,7 @@ export async function fanOutTenantDetails(
     ? await markDepartedTenants(
         deps.table,
         [...detailTenants].filter((id) => !messages.some((m) => m.tenantId === id)),
-        (deps.now?.() ?? new Date()).toISOString(),
+        timeOf(deps)().toISOString(),
       )
     : { tenants: 0, rows: 0 };
   const result: FanOutResult = {
@@ -41,7 +42,7 @@ export async function fanOutTenantDetails(
       : 'no complete referral listing yet (pollReferrals has not succeeded)',
   };
   // The run is on record before its first message can be taken, so every tenant's outcome counts towards it.
-  await startDetailsRun(deps.table(TABLES.syncState), deps.table(DETAILS_RUNS_TABLE), result, deps.now?.());
+  await startDetailsRun(deps.table(TABLES.syncState), deps.table(DETAILS_RUNS_TABLE), result, timeOf(deps)());
   await enqueueTenantDetails(deps.queue, messages);
   return result;
 }

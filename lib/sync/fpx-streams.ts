@@ -1,4 +1,5 @@
 import type { TableClient } from '@azure/data-tables';
+import type { Clock } from '../clock';
 import type { FpxClient, PagedList, PartnerTenant, Referral } from '../fpx';
 import { ensureTableOnce } from '../storage';
 import {
@@ -29,6 +30,8 @@ export interface StreamDeps {
   table(name: string): TableClient;
   log?: (message: string) => void;
   now?: () => Date;
+  /** The composition root's clock; `now` (tests) wins over it. */
+  clock?: Clock;
   /** SYNC_MAX_REMOVED_PERCENT: a run marking more of a partition removed marks nothing (unset: no limit; the setting defaults to 20). */
   maxRemovedPercent?: number;
   /**
@@ -62,7 +65,7 @@ async function syncListing<T extends object>(
   const state = deps.table(TABLES.syncState);
   const checkpoints = deps.table(CHECKPOINTS_TABLE);
   await ensureTableOnce(state);
-  const clock = deps.now ?? (() => new Date());
+  const clock = timeOf(deps);
   const startedAt = clock();
   const checkpoint = await readCheckpoint(state, spec.stream, startedAt);
   const seenBefore = checkpoint
@@ -109,7 +112,7 @@ async function syncListing<T extends object>(
       deps.onProgress?.(spec.stream, progress);
     },
     log: deps.log,
-    now: deps.now,
+    now: clock,
   });
   if (result.status === 'partial') {
     const next: Checkpoint = {
@@ -154,4 +157,11 @@ export function syncTenants(deps: StreamDeps): Promise<SyncResult> {
     rowKey: (tenant: PartnerTenant) => tenant.tenantId,
     list: (onAttempt) => deps.fpx.partnerTenants({ onAttempt }),
   });
+}
+
+/** The time a sync reads: the test's `now`, else the composition root's clock, else the system's. */
+export function timeOf(deps: { now?: () => Date; clock?: Clock }): () => Date {
+  if (deps.now) return deps.now;
+  const clock = deps.clock;
+  return clock ? () => new Date(clock.now()) : () => new Date();
 }

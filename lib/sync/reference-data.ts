@@ -3,7 +3,7 @@ import type { TableClient } from '@azure/data-tables';
 import { type NamedRef, REFERENCE_LISTS, type ReferenceList } from '../fpx';
 import { safeErrorMessage } from '../redact';
 import { ensureTableOnce } from '../storage';
-import { type StreamDeps, TABLES } from './fpx-streams';
+import { type StreamDeps, TABLES, timeOf } from './fpx-streams';
 import {
   RECORDED_COUNTS,
   type RecordedCounts,
@@ -62,7 +62,7 @@ const SUMMED = [
  * ReferenceDataError at the end so the invocation shows as failed.
  */
 export async function syncReferenceData(deps: StreamDeps): Promise<ReferenceDataResult> {
-  const clock = deps.now ?? (() => new Date());
+  const clock = timeOf(deps);
   const startedAt = performance.now();
   const rows = deps.table(TABLES.referenceData);
   const state = deps.table(TABLES.syncState);
@@ -145,7 +145,7 @@ async function syncList(
     })(),
     skipRemovals: empty ? `GET ${REFERENCE_LISTS[list]} came back empty` : undefined,
     maxRemovedPercent: deps.maxRemovedPercent,
-    now: deps.now,
+    now: timeOf(deps),
   });
   return { ...result, apiCalls: calls };
 }

@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { FpxError, fpxSchemas, type PagedList } from '../fpx';
 import { ensureQueueOnce, sendJsonMessage } from '../storage';
 import { readServiceEntitlements, type ServiceEntitlement } from './entitlements';
-import { type StreamDeps, TABLES } from './fpx-streams';
+import { type StreamDeps, TABLES, timeOf } from './fpx-streams';
 import { stableRowKey } from './hash';
 import { presentRows } from './present-rows';
 import { referenceIds } from './reference-ids';
@@ -75,7 +75,7 @@ export async function syncTenantDetails(
   const common = {
     partitionKey: tenantId,
     log: deps.log,
-    now: deps.now,
+    now: timeOf(deps),
     maxRemovedPercent: deps.maxRemovedPercent,
   };
 
@@ -159,7 +159,7 @@ export async function syncTenantDetailsExclusively(
   deps: DetailsDeps & { leases: TableClient; queue: QueueClient; holder: string },
   message: TenantDetailsMessage,
 ): Promise<ExclusiveOutcome> {
-  const now = (deps.now?.() ?? new Date()).getTime();
+  const now = timeOf(deps)().getTime();
   const lease = await takeTenantLease(deps.leases, message.tenantId, deps.holder, now);
   if ('busyUntil' in lease) {
     const deferredSeconds = Math.min(DEFER_SECONDS, Math.max(1, Math.ceil((lease.busyUntil - now) / 1000)));
