@@ -21,10 +21,15 @@ export function freshTables(): (name: string) => TableClient {
 }
 
 /** Every row of one partition; none when the table does not exist yet. */
-export async function partitionRows(table: TableClient, partition: string): Promise<Record<string, unknown>[]> {
+export async function partitionRows(
+  table: TableClient,
+  partition: string,
+): Promise<Record<string, unknown>[]> {
   const rows: Record<string, unknown>[] = [];
   try {
-    for await (const row of table.listEntities({ queryOptions: { filter: odata`PartitionKey eq ${partition}` } })) {
+    for await (const row of table.listEntities({
+      queryOptions: { filter: odata`PartitionKey eq ${partition}` },
+    })) {
       rows.push(row);
     }
   } catch (error) {
