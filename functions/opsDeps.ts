@@ -1,5 +1,4 @@
-import type { HttpRequest, HttpResponseInit } from '@azure/functions';
-import { type OpsDeps, type OpsRequest, type OpsResponse, opsDeps } from '../lib/ops';
+import { type OpsDeps, opsDeps } from '../lib/ops';
 import { healthCheck } from './health';
 import type { Services } from './services';
 
@@ -19,20 +18,4 @@ export function opsDepsOf(services: Services): OpsDeps {
     const { checks } = (await healthCheck(services)).jsonBody as HealthBody;
     return { fpx: checks.fpx, storage: checks.storage };
   });
-}
-
-/** The host's request as the operations handlers read it (header names lower case; of a repeated parameter, the first). */
-export function opsRequest(request: HttpRequest): OpsRequest {
-  return {
-    path: new URL(request.url).pathname,
-    headers: Object.fromEntries(request.headers),
-    query: Object.fromEntries([...request.query].reverse()),
-  };
-}
-
-/** Runs an operations handler on the host's request. */
-export function opsHandler(
-  handler: (request: OpsRequest, params: Readonly<Record<string, string>>) => Promise<OpsResponse>,
-): (request: HttpRequest) => Promise<HttpResponseInit> {
-  return (request) => handler(opsRequest(request), request.params);
 }

@@ -1,6 +1,7 @@
 import { app } from '@azure/functions';
 import { opsPage } from '../lib/ops';
-import { opsDepsOf, opsHandler } from './opsDeps';
+import { adaptHttp } from './http-adapter';
+import { opsDepsOf } from './opsDeps';
 import type { Services } from './services';
 
 /** GET /api/ops: the operations page (server-rendered, then refreshed from /api/ops/status by its script). */
@@ -10,6 +11,6 @@ export function registerOpsPage(services: Services): void {
     methods: ['GET'],
     route: 'ops',
     authLevel: 'function',
-    handler: opsHandler((request) => opsPage(deps, request)),
+    handler: adaptHttp((request) => opsPage(deps, request)),
   });
 }

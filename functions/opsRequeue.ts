@@ -1,6 +1,7 @@
 import { app } from '@azure/functions';
 import { opsRequeue } from '../lib/ops';
-import { opsDepsOf, opsHandler } from './opsDeps';
+import { adaptHttp } from './http-adapter';
+import { opsDepsOf } from './opsDeps';
 import type { Services } from './services';
 
 /** POST /api/ops/queues/{queue}/requeue: a poison queue's messages back to their queue (the two poison queues only). */
@@ -10,6 +11,6 @@ export function registerOpsRequeue(services: Services): void {
     methods: ['POST'],
     route: 'ops/queues/{queue}/requeue',
     authLevel: 'function',
-    handler: opsHandler((request, params) => opsRequeue(deps, request, params.queue ?? '')),
+    handler: adaptHttp((request) => opsRequeue(deps, request, request.params?.queue ?? '')),
   });
 }

@@ -1,6 +1,7 @@
 import { app } from '@azure/functions';
 import { opsRetry } from '../lib/ops';
-import { opsDepsOf, opsHandler } from './opsDeps';
+import { adaptHttp } from './http-adapter';
+import { opsDepsOf } from './opsDeps';
 import type { Services } from './services';
 
 /** POST /api/ops/deliveries/{id}/retry: a failed (or stranded) delivery back on crm-deliveries. */
@@ -10,6 +11,6 @@ export function registerOpsRetryDelivery(services: Services): void {
     methods: ['POST'],
     route: 'ops/deliveries/{id}/retry',
     authLevel: 'function',
-    handler: opsHandler((request, params) => opsRetry(deps, request, params.id ?? '')),
+    handler: adaptHttp((request) => opsRetry(deps, request, request.params?.id ?? '')),
   });
 }

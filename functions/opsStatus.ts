@@ -1,6 +1,7 @@
 import { app } from '@azure/functions';
 import { opsStatus } from '../lib/ops';
-import { opsDepsOf, opsHandler } from './opsDeps';
+import { adaptHttp } from './http-adapter';
+import { opsDepsOf } from './opsDeps';
 import type { Services } from './services';
 
 /** GET /api/ops/status: the operations page's facts as JSON. */
@@ -10,6 +11,6 @@ export function registerOpsStatus(services: Services): void {
     methods: ['GET'],
     route: 'ops/status',
     authLevel: 'function',
-    handler: opsHandler(() => opsStatus(deps)),
+    handler: adaptHttp(() => opsStatus(deps)),
   });
 }

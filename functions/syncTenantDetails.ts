@@ -9,6 +9,7 @@ import {
   TABLES,
   TENANT_DETAILS_QUEUE,
   TENANT_LEASES_TABLE,
+  type TenantDetailsResult,
   tenantDetailsMessage,
 } from '../lib/sync';
 import type { Services } from './services';
@@ -20,9 +21,15 @@ export function registerSyncTenantDetails(services: Services): void {
     connection: 'AzureWebJobsStorage',
     handler: async (input, context) => {
       const message = tenantDetailsMessage.parse(input);
-      const state = services.table(TABLES.syncState);
-      const runs = services.table(DETAILS_RUNS_TABLE);
-      const history = services.table(SYNC_RUNS_TABLE);
+      // The tenant's outcome in its run's row; the last tenant of the fan-out completes the `details` row.
+      const record = (outcome: { result: TenantDetailsResult } | { error: unknown }) =>
+        recordTenantOutcome(
+          services.table(TABLES.syncState),
+          services.table(DETAILS_RUNS_TABLE),
+          { runId: message.runId, tenantId: message.tenantId, ...outcome },
+          new Date(services.clock.now()),
+          services.table(SYNC_RUNS_TABLE),
+        );
       const lastAttempt = Number(context.triggerMetadata?.dequeueCount ?? 1) >= MAX_DEQUEUE_COUNT;
       let outcome: Awaited<ReturnType<typeof syncTenantDetailsExclusively>>;
       try {
@@ -40,13 +47,7 @@ export function registerSyncTenantDetails(services: Services): void {
       } catch (error) {
         // Only the last attempt counts as failed: the host retries the others, then moves it to poison.
         if (lastAttempt) {
-          await recordTenantOutcome(
-            state,
-            runs,
-            { runId: message.runId, tenantId: message.tenantId, error },
-            undefined,
-            history,
-          ).catch((recordError: unknown) =>
+          await record({ error }).catch((recordError: unknown) =>
             context.error(`could not record the failure in FpxSyncState: ${safeErrorMessage(recordError)}`),
           );
         }
@@ -55,15 +56,8 @@ export function registerSyncTenantDetails(services: Services): void {
       // Another sync of this tenant was running: the message came back on the queue and records the outcome.
       if (!('result' in outcome)) return outcome;
       // The tenant is in step; recording it is a step of its own, so its failure never marks the tenant failed.
-      const { result } = outcome;
-      await recordTenantOutcome(
-        state,
-        runs,
-        { runId: message.runId, tenantId: message.tenantId, result },
-        undefined,
-        history,
-      );
-      return result;
+      await record({ result: outcome.result });
+      return outcome.result;
     },
   });
 }

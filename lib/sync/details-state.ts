@@ -52,15 +52,9 @@ export interface TenantRunRow {
   removalsSkipped: string;
 }
 
-/** A new fan-out: the `details` row starts over, and the previous run's tenant rows go. */
-export async function startDetailsRun(
-  state: TableClient,
-  runs: TableClient,
-  fanOut: FanOutResult,
-  now = new Date(),
-): Promise<void> {
-  const previous = await readDetailsState(state);
-  const row: DetailsRow = {
+/** The `details` row of a fan-out that has just started: no tenant done yet. */
+export function newDetailsRow(fanOut: FanOutResult, now: Date): DetailsRow {
+  return {
     partitionKey: SYNC_STATE_PARTITION,
     rowKey: DETAILS_STREAM,
     runId: fanOut.runId,
@@ -82,6 +76,17 @@ export async function startDetailsRun(
     tenantsRemovalsSkipped: 0,
     removalsSkipped: '',
   };
+}
+
+/** A new fan-out: the `details` row starts over, and the previous run's tenant rows go. */
+export async function startDetailsRun(
+  state: TableClient,
+  runs: TableClient,
+  fanOut: FanOutResult,
+  now = new Date(),
+): Promise<void> {
+  const previous = await readDetailsState(state);
+  const row = newDetailsRow(fanOut, now);
   await state.upsertEntity(row, 'Replace');
   if (previous?.runId && previous.runId !== fanOut.runId) await deleteRun(runs, previous.runId);
 }

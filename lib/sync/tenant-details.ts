@@ -224,8 +224,8 @@ export async function tenantMessages(
   };
   const lookUp = only && only.size <= LOOKUP_LIMIT;
   const filters = lookUp
-    ? [...only].map((id) => ({ id, tenant: odata`RowKey eq ${id}`, referral: odata`tenantId eq ${id}` }))
-    : [{ id: undefined, tenant: '', referral: '' }];
+    ? [...only].map((id) => ({ tenant: odata`RowKey eq ${id}`, referral: odata`tenantId eq ${id}` }))
+    : [{ tenant: '', referral: '' }];
   for (const filter of filters) {
     for await (const row of presentRows<{ tenantId: string }>(
       table(TABLES.tenants),

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { odata, type TableClient } from '@azure/data-tables';
 import { inject } from 'vitest';
-import { isNotFound, tableClient } from '../../lib/storage';
+import { listEntitiesOrNone, tableClient } from '../../lib/storage';
 
 /**
  * Fresh tables for one test in the run's one Azurite: each name gets a suffix of its own, so suites and
@@ -26,14 +26,10 @@ export async function partitionRows(
   partition: string,
 ): Promise<Record<string, unknown>[]> {
   const rows: Record<string, unknown>[] = [];
-  try {
-    for await (const row of table.listEntities({
-      queryOptions: { filter: odata`PartitionKey eq ${partition}` },
-    })) {
-      rows.push(row);
-    }
-  } catch (error) {
-    if (!isNotFound(error)) throw error;
+  for await (const row of listEntitiesOrNone(table, {
+    queryOptions: { filter: odata`PartitionKey eq ${partition}` },
+  })) {
+    rows.push(row);
   }
   return rows;
 }

@@ -4,6 +4,7 @@ import {
   completeRun,
   countsToward,
   type DetailsRow,
+  newDetailsRow,
   type TenantRunRow,
   tenantRunRow,
 } from '../../lib/sync/details-state';
@@ -13,29 +14,16 @@ const STARTED = new Date(Date.UTC(2026, 0, 1, 2));
 const NOW = new Date(Date.UTC(2026, 0, 1, 3));
 
 function details(overrides: Partial<DetailsRow> = {}): DetailsRow {
-  return {
-    partitionKey: 'sync',
-    rowKey: 'details',
+  const fanOut = {
     runId: 'run-2',
-    lastStartedAt: STARTED.toISOString(),
-    lastStatus: 'running',
-    lastError: '',
     enqueued: 3,
-    tenantsSucceeded: 0,
-    tenantsFailed: 0,
-    failedTenants: '[]',
-    seen: 0,
-    created: 0,
-    changed: 0,
-    removed: 0,
-    apiCalls: 0,
+    claimed: 3,
+    referralOnly: 0,
     departedTenants: 1,
     departedRows: 4,
     departedSkipped: '',
-    tenantsRemovalsSkipped: 0,
-    removalsSkipped: '',
-    ...overrides,
   };
+  return { ...newDetailsRow(fanOut, STARTED), ...overrides };
 }
 
 function tenant(rowKey: string, overrides: Partial<TenantRunRow> = {}): TenantRunRow {
