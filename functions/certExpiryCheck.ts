@@ -18,7 +18,7 @@ export async function runCertExpiryCheck(
       ledger: new AlertLedger(services.table(CERT_ALERTS_TABLE)),
       sender: services.alerts,
       thresholds: services.config.alerts.days,
-      now,
+      now: now ?? (() => new Date(services.clock.now())),
     });
   } catch (error) {
     // The host logs what a function throws: only the redacted message leaves (storage and SDK errors can

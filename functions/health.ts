@@ -34,7 +34,10 @@ type CertificateCheck =
   | { ok: false; error: string };
 
 /** The certificate FPX calls use now: days left (ok false once expired), or why it cannot be loaded. */
-async function certificateCheck(services: Services, now = new Date()): Promise<CertificateCheck> {
+async function certificateCheck(
+  services: Services,
+  now = new Date(services.clock.now()),
+): Promise<CertificateCheck> {
   let found: CertificateCheck | undefined;
   const loaded = await check(async () => {
     const c = await services.certificates.current();
@@ -52,7 +55,7 @@ type FpxCheck = Check & { checkedAt: string };
 const fpxProbes = new WeakMap<Services, { at: number; result: Promise<FpxCheck> }>();
 
 /** The cheapest authenticated call (it proves the certificate, the network and FPX), at most once per TTL. */
-function fpxCheck(services: Services, now = Date.now()): Promise<FpxCheck> {
+function fpxCheck(services: Services, now = services.clock.now()): Promise<FpxCheck> {
   const last = fpxProbes.get(services);
   if (last && now - last.at < FPX_PROBE_TTL_MS) return last.result;
   const result = check((signal) =>
@@ -103,7 +106,7 @@ const summaries = new WeakMap<Services, { at: number; ok: Promise<boolean> }>();
  * GET /api/health, anonymous: `{status}` only (200 ok, 503 unavailable), nothing about why. Storage, FPX and
  * the certificate are checked at most once per 30 s, whoever calls and however often.
  */
-export async function healthStatus(services: Services, now = Date.now()): Promise<PlainResponse> {
+export async function healthStatus(services: Services, now = services.clock.now()): Promise<PlainResponse> {
   let last = summaries.get(services);
   if (!last || now - last.at >= HEALTH_TTL_MS) {
     const ok = Promise.all([

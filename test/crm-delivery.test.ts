@@ -3,56 +3,43 @@
  * retries with backoff, the poison path with its alert, and creates whose outcome was unknown.
  */
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, expect, inject, test } from 'vitest';
-import { type Sandbox, startSandbox } from '../dev/sandbox';
+import { expect, inject, test } from 'vitest';
 import { type CrmDeps, deliveryIdFor, handleWebhook, PendingWrites, recoverStalled } from '../lib/crm';
 import { unpackJson } from '../lib/crm/packed-json';
 import {
-  bodyOf,
   crmFixture,
   noteCreates,
+  postWebhook,
   recordingLog,
   runWorker,
   storedNotes,
+  suiteSandbox,
   TENANT,
   webhookRequest,
   workerOutcomes,
 } from './crm-support';
 
-let sandbox: Sandbox;
+const sandbox = suiteSandbox();
 const connection = inject('storageConnection');
-
-beforeAll(async () => {
-  sandbox = await startSandbox({ data: { tenants: 4, referrals: 2 }, rateLimitPerMinute: 0 });
-});
-afterAll(() => sandbox.close());
 
 /** Final records that never land: the instance died right after answering. */
 class LostWrites extends PendingWrites {
   override start(): void {}
 }
 
-async function post(
-  deps: CrmDeps,
-  secrets: string[],
-  body: Record<string, unknown>,
-  webhookId = `msg_${randomUUID()}`,
-) {
-  const request = webhookRequest('notes', JSON.stringify(body), { secrets, webhookId });
-  const answer = await handleWebhook(deps, 'notes', request, recordingLog().log);
-  return { status: answer.status, body: bodyOf(answer), deliveryId: deliveryIdFor(webhookId) };
-}
+const post = (deps: CrmDeps, secrets: string[], body: Record<string, unknown>) =>
+  postWebhook({ deps, secrets }, 'notes', body);
 
 test('queued while FPX is down, delivered by the worker once it is back', async () => {
-  const fx = crmFixture(connection, sandbox);
+  const fx = crmFixture(connection, sandbox());
   const text = `outage ${randomUUID()}`;
-  sandbox.setOutage(true);
+  sandbox().setOutage(true);
   let queued: Awaited<ReturnType<typeof post>>;
   try {
     queued = await post(fx.deps, fx.secrets, { tenantId: TENANT, text, noteCategoryId: 1 });
     expect(queued.status).toBe(202);
   } finally {
-    sandbox.setOutage(false);
+    sandbox().setOutage(false);
   }
   // Its retry waits out the backoff (1 s here: the queue keeps the message invisible that long; here the
   // clock moves instead), then the worker delivers it.
@@ -60,18 +47,18 @@ test('queued while FPX is down, delivered by the worker once it is back', async 
   expect(await runWorker(fx.deps)).toEqual(['delivered']);
   const record = await fx.deps.store.get(queued.deliveryId);
   expect(record).toMatchObject({ status: 'delivered', attempts: 2, answerStatus: 202 });
-  expect(storedNotes(sandbox, TENANT, text)).toHaveLength(1);
+  expect(storedNotes(sandbox(), TENANT, text)).toHaveLength(1);
   // A duplicate message (e.g. redelivered) finds it delivered and does nothing.
   await fx.deps.queue.schedule(queued.deliveryId, 0);
   expect(await runWorker(fx.deps)).toEqual(['skipped']);
 });
 
 test('attempts exhausted: failed with the last error, message in the poison queue, operators alerted', async () => {
-  const fx = crmFixture(connection, sandbox, { maxAttempts: 3, backoffSeconds: 1 });
+  const fx = crmFixture(connection, sandbox(), { maxAttempts: 3, backoffSeconds: 1 });
   const text = `doomed ${randomUUID()}`;
   // This note's creates fail every time; nothing else is affected.
-  const before = sandbox.requests.length;
-  sandbox.injectFault({ kind: '5xx', status: 502 }, { method: 'POST', path: /\/notes$/ }, 3);
+  const before = sandbox().requests.length;
+  sandbox().injectFault({ kind: '5xx', status: 502 }, { method: 'POST', path: /\/notes$/ }, 3);
   const first = await post(fx.deps, fx.secrets, { tenantId: TENANT, text, noteCategoryId: 1 });
   expect(first.status).toBe(202);
 
@@ -99,24 +86,24 @@ test('attempts exhausted: failed with the last error, message in the poison queu
   expect(fx.alerts[0]).toContain(`CRM delivery ${first.deliveryId} failed after 3 attempts`);
   expect(errors.join('\n')).toContain('failed after 3 attempts');
   // Three calls (the webhook's and two retries), each refused before FPX read the body.
-  const calls = sandbox.requests
-    .slice(before)
+  const calls = sandbox()
+    .requests.slice(before)
     .filter((r) => r.method === 'POST' && r.path.endsWith('/notes'));
   expect(calls.map((r) => r.status)).toEqual([502, 502, 502]);
-  expect(storedNotes(sandbox, TENANT, text)).toHaveLength(0);
+  expect(storedNotes(sandbox(), TENANT, text)).toHaveLength(0);
 });
 
 test('a create whose answer was lost is found in FPX, not created again', async () => {
-  const fx = crmFixture(connection, sandbox);
+  const fx = crmFixture(connection, sandbox());
   // FPX creates the note, then the connection drops before the answer: the outcome is unknown.
   const text = `dropped ${randomUUID()}`;
-  sandbox.injectFault({ kind: 'dropAfterHandling' }, { method: 'POST', path: /\/notes$/ });
+  sandbox().injectFault({ kind: 'dropAfterHandling' }, { method: 'POST', path: /\/notes$/ });
   const note = await post(fx.deps, fx.secrets, { tenantId: TENANT, text, noteCategoryId: 3 });
   expect(note.status).toBe(202);
   expect((await fx.deps.store.get(note.deliveryId))?.unknownSince).not.toBe('');
 
   const email = `lost.${randomUUID().slice(0, 8)}@example.com`;
-  sandbox.injectFault({ kind: 'dropAfterHandling' }, { method: 'POST', path: /\/contacts$/ });
+  sandbox().injectFault({ kind: 'dropAfterHandling' }, { method: 'POST', path: /\/contacts$/ });
   const contactId = `msg_${randomUUID()}`;
   const contact = await handleWebhook(
     fx.deps,
@@ -141,12 +128,15 @@ test('a create whose answer was lost is found in FPX, not created again', async 
   expect(contact.status).toBe(202);
 
   expect(await workerOutcomes(fx.deps, 2)).toEqual(['delivered', 'delivered']);
-  expect(noteCreates(sandbox, text)).toHaveLength(1);
-  expect(storedNotes(sandbox, TENANT, text)).toHaveLength(1);
-  const contacts = sandbox.data.tenants.get(TENANT)?.contacts.filter((c) => c.contact.email === email) ?? [];
+  expect(noteCreates(sandbox(), text)).toHaveLength(1);
+  expect(storedNotes(sandbox(), TENANT, text)).toHaveLength(1);
+  const contacts =
+    sandbox()
+      .data.tenants.get(TENANT)
+      ?.contacts.filter((c) => c.contact.email === email) ?? [];
   expect(contacts).toHaveLength(1);
   expect(
-    sandbox.requests.filter((r) => r.method === 'POST' && (r.body as { email?: string })?.email === email),
+    sandbox().requests.filter((r) => r.method === 'POST' && (r.body as { email?: string })?.email === email),
   ).toHaveLength(1);
 
   const record = await fx.deps.store.get(deliveryIdFor(contactId));
@@ -160,15 +150,16 @@ test('a create whose answer was lost is found in FPX, not created again', async 
 });
 
 test('an entitlement record added (no serviceIntentId) whose answer was lost is found, not added again', async () => {
-  const fx = crmFixture(connection, sandbox);
+  const fx = crmFixture(connection, sandbox());
   // Make room on service 2 (200 seats in one record) for a new "In Progress" record of 50.
-  const service = sandbox.data.tenants.get(TENANT)?.entitlements.get(2);
+  const service = sandbox().data.tenants.get(TENANT)?.entitlements.get(2);
   const [record] = service?.records ?? [];
-  if (!service || !record) throw new Error('the sandbox data changed: service 2 of the tenant has no record');
+  if (!service || !record)
+    throw new Error('the sandbox() data changed: service 2 of the tenant has no record');
   record.entitlementCount = service.maxEntitlements - 50;
   const notes = `pilot ${randomUUID()}`;
 
-  sandbox.injectFault(
+  sandbox().injectFault(
     { kind: 'dropAfterHandling' },
     { method: 'PATCH', path: /\/services\/2\/entitlements$/ },
   );
@@ -185,12 +176,12 @@ test('an entitlement record added (no serviceIntentId) whose answer was lost is 
   expect(await runWorker(fx.deps)).toEqual(['delivered']);
   expect(service.records.filter((r) => r.notes === notes)).toHaveLength(1);
   expect(
-    sandbox.requests.filter((r) => r.method === 'PATCH' && r.path.endsWith('/services/2/entitlements')),
+    sandbox().requests.filter((r) => r.method === 'PATCH' && r.path.endsWith('/services/2/entitlements')),
   ).toHaveLength(1);
 });
 
 test('an instance that dies after FPX took the note but before recording it: recovery finishes it, once', async () => {
-  const fx = crmFixture(connection, sandbox);
+  const fx = crmFixture(connection, sandbox());
   // The crash: the answer goes out, the final record never lands (the write after answering is lost).
   const dying: CrmDeps = { ...fx.deps, pending: new LostWrites() };
   const text = `crashed ${randomUUID()}`;
@@ -211,20 +202,20 @@ test('an instance that dies after FPX took the note but before recording it: rec
     attempts: 1,
     lastError: expect.stringContaining('found in FPX'),
   });
-  expect(noteCreates(sandbox, text)).toHaveLength(1);
-  expect(storedNotes(sandbox, TENANT, text)).toHaveLength(1);
+  expect(noteCreates(sandbox(), text)).toHaveLength(1);
+  expect(storedNotes(sandbox(), TENANT, text)).toHaveLength(1);
   // Finished: nothing stalled is left, and no message is waiting.
   expect(await recoverStalled(fx.deps, quiet)).toBe(0);
   expect(await runWorker(fx.deps)).toEqual([]);
 });
 
 test('recovery leaves recorded and queued deliveries alone, and a webhook queues no message of its own', async () => {
-  const fx = crmFixture(connection, sandbox);
+  const fx = crmFixture(connection, sandbox());
   const text = `recorded ${randomUUID()}`;
   const note = await post(fx.deps, fx.secrets, { tenantId: TENANT, text, noteCategoryId: 2 });
   expect(note.status).toBe(200);
   await fx.deps.pending.settled(note.deliveryId);
-  sandbox.setOutage(true);
+  sandbox().setOutage(true);
   try {
     const queued = await post(fx.deps, fx.secrets, {
       tenantId: TENANT,
@@ -233,7 +224,7 @@ test('recovery leaves recorded and queued deliveries alone, and a webhook queues
     });
     expect(queued.status).toBe(202);
   } finally {
-    sandbox.setOutage(false);
+    sandbox().setOutage(false);
   }
   // Past every lease: still nothing for recovery.
   fx.clock.advance(fx.deps.policy.leaseMs + 1_000);
@@ -242,5 +233,5 @@ test('recovery leaves recorded and queued deliveries alone, and a webhook queues
   const { approximateMessagesCount } = await fx.deps.queue.main.getProperties();
   expect(approximateMessagesCount).toBe(1);
   expect(fx.queue.scheduled).toHaveLength(1);
-  expect(noteCreates(sandbox, text)).toHaveLength(1);
+  expect(noteCreates(sandbox(), text)).toHaveLength(1);
 });

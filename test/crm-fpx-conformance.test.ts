@@ -6,18 +6,10 @@
  */
 
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, inject, test } from 'vitest';
+import { afterAll, describe, expect, inject, test } from 'vitest';
 import { issueClientCertificate } from '../dev/certs';
-import { type Sandbox, startSandbox } from '../dev/sandbox';
 import { type CertificateSource, FileCertificateSource, parseClientCertificate } from '../lib/cert';
-import {
-  type CrmDeps,
-  deliveryIdFor,
-  deliveryStatus,
-  handleWebhook,
-  openApiDocument,
-  type WebhookEndpoint,
-} from '../lib/crm';
+import { type CrmDeps, deliveryStatus, openApiDocument, type WebhookEndpoint } from '../lib/crm';
 import { FpxClient, type FpxError, FpxTransport } from '../lib/fpx';
 import {
   bodyOf,
@@ -25,40 +17,30 @@ import {
   crmFixture,
   deliveryStatusRequest,
   noteCreates,
-  recordingLog,
+  postWebhook,
   storedNotes,
+  suiteSandbox,
   TENANT,
-  webhookRequest,
   workerOutcomes,
 } from './crm-support';
 import { sandboxClient } from './support/fpx';
 
-let sandbox: Sandbox;
+const sandbox = suiteSandbox();
 const connection = inject('storageConnection');
 const open: FpxTransport[] = [];
 
-beforeAll(async () => {
-  sandbox = await startSandbox({ data: { tenants: 4, referrals: 2 }, rateLimitPerMinute: 0 });
-});
 afterAll(async () => {
   await Promise.all(open.map((t) => t.close()));
-  await sandbox.close();
 });
 
 const TOKEN = 'eyJhbGciOiJub25lIn0.eyJzdWIiOiJ1c2VyLTciLCJuYW1lIjoiUmlsZXkgUmVmdXNlZCJ9.';
 
-async function post(
+const post = (
   fx: CrmFixture,
   endpoint: WebhookEndpoint,
   body: Record<string, unknown>,
   headers: Record<string, string> = {},
-) {
-  const webhookId = `msg_${randomUUID()}`;
-  const { log, lines } = recordingLog();
-  const request = webhookRequest(endpoint, JSON.stringify(body), { secrets: fx.secrets, webhookId, headers });
-  const answer = await handleWebhook(fx.deps, endpoint, request, log);
-  return { status: answer.status, body: bodyOf(answer), deliveryId: deliveryIdFor(webhookId), lines };
-}
+) => postWebhook(fx, endpoint, body, { headers });
 
 /** `GET /api/crm/deliveries/{id}`, signed, as the CRM asks it. */
 async function delivery(fx: CrmFixture, deliveryId: string) {
@@ -72,7 +54,7 @@ async function queuedMessages(deps: CrmDeps): Promise<number> {
   return (await deps.queue.main.getProperties()).approximateMessagesCount ?? 0;
 }
 
-const since = (count: number) => sandbox.requests.slice(count);
+const since = (count: number) => sandbox().requests.slice(count);
 
 const contactBody = (tenantId: string, email: string, extra: Record<string, unknown> = {}) => ({
   tenantId,
@@ -88,30 +70,32 @@ const contactBody = (tenantId: string, email: string, extra: Record<string, unkn
 });
 
 const contactsWith = (tenantId: string, email: string) =>
-  (sandbox.data.tenants.get(tenantId)?.contacts ?? []).filter((entry) => entry.contact.email === email);
+  (sandbox().data.tenants.get(tenantId)?.contacts ?? []).filter((entry) => entry.contact.email === email);
 
 describe('a 5xx answering a create that FPX applied', () => {
   test('a note and a contact answered 500/502 after being applied exist once in FPX and are delivered', async () => {
-    const fx = crmFixture(connection, sandbox);
+    const fx = crmFixture(connection, sandbox());
     const text = `applied then 500 ${randomUUID()}`;
-    sandbox.injectFault({ kind: 'applyThen5xx', status: 500 }, { method: 'POST', path: /\/notes$/ });
+    sandbox().injectFault({ kind: 'applyThen5xx', status: 500 }, { method: 'POST', path: /\/notes$/ });
     const note = await post(fx, 'notes', { tenantId: TENANT, text, noteCategoryId: 3 });
     expect(note.status).toBe(202);
     // FPX has it already: the 500 did not mean "not applied".
-    expect(storedNotes(sandbox, TENANT, text)).toHaveLength(1);
+    expect(storedNotes(sandbox(), TENANT, text)).toHaveLength(1);
     expect((await fx.deps.store.get(note.deliveryId))?.unknownSince).not.toBe('');
 
     const email = `applied.${randomUUID().slice(0, 8)}@example.com`;
-    sandbox.injectFault({ kind: 'applyThen5xx', status: 502 }, { method: 'POST', path: /\/contacts$/ });
+    sandbox().injectFault({ kind: 'applyThen5xx', status: 502 }, { method: 'POST', path: /\/contacts$/ });
     const contact = await post(fx, 'contacts', contactBody(TENANT, email));
     expect(contact.status).toBe(202);
 
     expect(await workerOutcomes(fx.deps, 2)).toEqual(['delivered', 'delivered']);
-    expect(storedNotes(sandbox, TENANT, text)).toHaveLength(1);
-    expect(noteCreates(sandbox, text).map((r) => [r.status, r.fault])).toEqual([[500, 'applyThen5xx']]);
+    expect(storedNotes(sandbox(), TENANT, text)).toHaveLength(1);
+    expect(noteCreates(sandbox(), text).map((r) => [r.status, r.fault])).toEqual([[500, 'applyThen5xx']]);
     expect(contactsWith(TENANT, email)).toHaveLength(1);
     expect(
-      sandbox.requests.filter((r) => r.method === 'POST' && (r.body as { email?: string })?.email === email),
+      sandbox().requests.filter(
+        (r) => r.method === 'POST' && (r.body as { email?: string })?.email === email,
+      ),
     ).toHaveLength(1);
 
     // One call reached FPX for each; finding its create is not a second one.
@@ -129,23 +113,23 @@ describe('a 5xx answering a create that FPX applied', () => {
   });
 
   test('a note and a contact for a referral (rfaId) are created under it, and found under it after a 500', async () => {
-    const fx = crmFixture(connection, sandbox);
-    const referral = sandbox.data.referrals[0];
-    if (!referral) throw new Error('the sandbox data changed: no referral');
+    const fx = crmFixture(connection, sandbox());
+    const referral = sandbox().data.referrals[0];
+    if (!referral) throw new Error('the sandbox() data changed: no referral');
     const { tenantId } = referral;
     const rfaId = String(referral.id);
     const text = `referral note ${randomUUID()}`;
     const email = `referral.${randomUUID().slice(0, 8)}@example.com`;
-    const before = sandbox.requests.length;
-    sandbox.injectFault({ kind: 'applyThen5xx', status: 500 }, { method: 'POST', path: /\/notes$/ });
-    sandbox.injectFault({ kind: 'applyThen5xx', status: 503 }, { method: 'POST', path: /\/contacts$/ });
+    const before = sandbox().requests.length;
+    sandbox().injectFault({ kind: 'applyThen5xx', status: 500 }, { method: 'POST', path: /\/notes$/ });
+    sandbox().injectFault({ kind: 'applyThen5xx', status: 503 }, { method: 'POST', path: /\/contacts$/ });
     // The id as digits in one, as an integer in the other: FPX's referral ids come either way.
     const note = await post(fx, 'notes', { tenantId, rfaId, text, noteCategoryId: 1 });
     const contact = await post(fx, 'contacts', contactBody(tenantId, email, { rfaId: referral.id }));
     expect([note.status, contact.status]).toEqual([202, 202]);
     expect(await workerOutcomes(fx.deps, 2)).toEqual(['delivered', 'delivered']);
 
-    const details = sandbox.data.tenants.get(tenantId);
+    const details = sandbox().data.tenants.get(tenantId);
     const notes = details?.notes.filter((entry) => entry.note.text === text) ?? [];
     expect(notes.map((entry) => entry.rfaId)).toEqual([referral.id]);
     expect(contactsWith(tenantId, email).map((entry) => entry.rfaId)).toEqual([referral.id]);
@@ -161,17 +145,17 @@ describe('a 5xx answering a create that FPX applied', () => {
   });
 
   test('the transport: a 5xx or a timeout answering a POST or PATCH is an unknown outcome; on a GET it is not', async () => {
-    const fpx = sandboxClient(sandbox, 25);
+    const fpx = sandboxClient(sandbox(), 25);
     open.push(fpx.transport);
     const failure = (call: Promise<unknown>) => call.then(() => undefined).catch((e) => e as FpxError);
 
-    sandbox.injectFault({ kind: 'applyThen5xx', status: 504 }, { method: 'POST', path: /\/notes$/ });
+    sandbox().injectFault({ kind: 'applyThen5xx', status: 504 }, { method: 'POST', path: /\/notes$/ });
     const note = { text: `504 ${randomUUID()}`, noteCategoryId: 1 };
     expect(await failure(fpx.createNote(TENANT, note))).toMatchObject({ status: 504, outcomeUnknown: true });
-    expect(storedNotes(sandbox, TENANT, note.text)).toHaveLength(1);
+    expect(storedNotes(sandbox(), TENANT, note.text)).toHaveLength(1);
 
     const { service, record } = serviceWithRecords();
-    sandbox.injectFault({ kind: 'applyThen5xx', status: 503 }, { method: 'PATCH' });
+    sandbox().injectFault({ kind: 'applyThen5xx', status: 503 }, { method: 'PATCH' });
     const same = {
       serviceIntentId: record.serviceIntentId,
       l1Id: record.l1.id,
@@ -184,7 +168,7 @@ describe('a 5xx answering a create that FPX applied', () => {
     });
 
     // The delivery attempt's own time limit (AbortSignal.timeout) ends a create that FPX is still working on.
-    sandbox.injectFault({ kind: 'slow', delayMs: 1_000 }, { method: 'POST', path: /\/notes$/ });
+    sandbox().injectFault({ kind: 'slow', delayMs: 1_000 }, { method: 'POST', path: /\/notes$/ });
     const slow = fpx.createNote(
       TENANT,
       { text: `slow ${randomUUID()}`, noteCategoryId: 1 },
@@ -194,7 +178,7 @@ describe('a 5xx answering a create that FPX applied', () => {
     );
     expect(await failure(slow)).toMatchObject({ kind: 'timeout', outcomeUnknown: true });
 
-    sandbox.injectFault({ kind: '5xx', status: 500 }, { method: 'GET', path: /^\/timezones$/ });
+    sandbox().injectFault({ kind: '5xx', status: 500 }, { method: 'GET', path: /^\/timezones$/ });
     expect(await failure(fpx.referenceList('timezones', { maxAttempts: 1 }))).toMatchObject({
       status: 500,
       outcomeUnknown: false,
@@ -202,28 +186,28 @@ describe('a 5xx answering a create that FPX applied', () => {
   });
 
   test('a referral note whose 500 came before FPX acted is looked for under the rfaId and the tenant, then sent', async () => {
-    const fx = crmFixture(connection, sandbox);
+    const fx = crmFixture(connection, sandbox());
     const text = `not applied ${randomUUID()}`;
-    sandbox.injectFault({ kind: '5xx', status: 500 }, { method: 'POST', path: /\/notes$/ });
+    sandbox().injectFault({ kind: '5xx', status: 500 }, { method: 'POST', path: /\/notes$/ });
     const note = await post(fx, 'notes', { tenantId: TENANT, rfaId: 1, text, noteCategoryId: 2 });
     expect(note.status).toBe(202);
-    const before = sandbox.requests.length;
+    const before = sandbox().requests.length;
     expect(await workerOutcomes(fx.deps, 1)).toEqual(['delivered']);
     const calls = since(before);
     const lookups = calls.filter((r) => r.method === 'GET').map((r) => r.query.rfaId?.[0] ?? 'none');
     expect(lookups).toContain('1');
     expect(lookups).toContain('none');
     expect(calls.filter((r) => r.method === 'POST').map((r) => r.status)).toEqual([200]);
-    expect(storedNotes(sandbox, TENANT, text)).toHaveLength(1);
+    expect(storedNotes(sandbox(), TENANT, text)).toHaveLength(1);
   });
 });
 
 describe('401 and 403 answering a write', () => {
   test('403: rejected (422 with FPX message) after exactly one FPX call, nothing queued', async () => {
-    const fx = crmFixture(connection, sandbox);
+    const fx = crmFixture(connection, sandbox());
     const text = `forbidden ${randomUUID()}`;
-    const before = sandbox.requests.length;
-    sandbox.injectFault({ kind: 'refused', status: 403 }, { method: 'POST', path: /\/notes$/ });
+    const before = sandbox().requests.length;
+    sandbox().injectFault({ kind: 'refused', status: 403 }, { method: 'POST', path: /\/notes$/ });
     const answer = await post(fx, 'notes', { tenantId: TENANT, text, noteCategoryId: 1 });
     expect(answer.status).toBe(422);
     expect(answer.body).toMatchObject({ status: 'rejected', message: expect.stringContaining('403') });
@@ -234,10 +218,10 @@ describe('401 and 403 answering a write', () => {
   });
 
   test("401 to a request with the end user's token: rejected, not queued, sent once and never without it", async () => {
-    const fx = crmFixture(connection, sandbox);
+    const fx = crmFixture(connection, sandbox());
     const text = `user refused ${randomUUID()}`;
-    const before = sandbox.requests.length;
-    sandbox.injectFault({ kind: 'refused', status: 401 }, { method: 'POST', path: /\/notes$/ });
+    const before = sandbox().requests.length;
+    sandbox().injectFault({ kind: 'refused', status: 401 }, { method: 'POST', path: /\/notes$/ });
     const answer = await post(
       fx,
       'notes',
@@ -256,10 +240,10 @@ describe('401 and 403 answering a write', () => {
   });
 
   test('401 without a token is the certificate: queued, and delivered once FPX takes it', async () => {
-    const fx = crmFixture(connection, sandbox);
+    const fx = crmFixture(connection, sandbox());
     const text = `certificate refused ${randomUUID()}`;
-    const before = sandbox.requests.length;
-    sandbox.injectFault({ kind: 'refused', status: 401 }, { method: 'POST', path: /\/notes$/ });
+    const before = sandbox().requests.length;
+    sandbox().injectFault({ kind: 'refused', status: 401 }, { method: 'POST', path: /\/notes$/ });
     const answer = await post(fx, 'notes', { tenantId: TENANT, text, noteCategoryId: 1 });
     expect(answer.status).toBe(202);
     expect(await workerOutcomes(fx.deps, 1)).toEqual(['delivered']);
@@ -268,16 +252,16 @@ describe('401 and 403 answering a write', () => {
       ['POST', 401],
       ['POST', 200],
     ]);
-    expect(storedNotes(sandbox, TENANT, text)).toHaveLength(1);
+    expect(storedNotes(sandbox(), TENANT, text)).toHaveLength(1);
     expect(await delivery(fx, answer.deliveryId)).toMatchObject({ status: 'delivered', attempts: 2 });
   });
 
   test('the transport: a 403 and a 401 with a token are not resent; a 401 without one is, with a renewed certificate', async () => {
     const path = /\/notes$/;
-    const tenant = sandbox.data.referrals[0]?.tenantId ?? TENANT;
+    const tenant = sandbox().data.referrals[0]?.tenantId ?? TENANT;
     const rotating = async () => {
-      const first = await new FileCertificateSource(sandbox.certs.client.pemPath).current();
-      const issued = issueClientCertificate(sandbox.certs.ca, { commonName: `renewed-${randomUUID()}` });
+      const first = await new FileCertificateSource(sandbox().certs.client.pemPath).current();
+      const issued = issueClientCertificate(sandbox().certs.ca, { commonName: `renewed-${randomUUID()}` });
       const renewed = parseClientCertificate(`${issued.certPem}\n${issued.keyPem}`, 'renewed');
       let now = first;
       const state = { refreshes: 0, first, renewed };
@@ -291,9 +275,9 @@ describe('401 and 403 answering a write', () => {
         },
       };
       const transport = new FpxTransport({
-        baseUrl: sandbox.url,
+        baseUrl: sandbox().url,
         certificates: source,
-        caPem: sandbox.certs.ca.certPem,
+        caPem: sandbox().certs.ca.certPem,
         rateLimitPerMinute: 60_000,
       });
       open.push(transport);
@@ -302,16 +286,16 @@ describe('401 and 403 answering a write', () => {
     const note = (text: string) => ({ text, noteCategoryId: 1 });
 
     const forbidden = await rotating();
-    let before = sandbox.requests.length;
-    sandbox.injectFault({ kind: 'refused', status: 403 }, { method: 'POST', path });
+    let before = sandbox().requests.length;
+    sandbox().injectFault({ kind: 'refused', status: 403 }, { method: 'POST', path });
     const refused = (await forbidden.fpx.createNote(tenant, note('403')).catch((e) => e)) as FpxError;
     expect(refused).toMatchObject({ status: 403, outcomeUnknown: false, transient: false });
     expect(since(before)).toHaveLength(1);
     expect(forbidden.state.refreshes).toBe(0);
 
     const user = await rotating();
-    before = sandbox.requests.length;
-    sandbox.injectFault({ kind: 'refused', status: 401 }, { method: 'POST', path });
+    before = sandbox().requests.length;
+    sandbox().injectFault({ kind: 'refused', status: 401 }, { method: 'POST', path });
     await expect(
       user.fpx.createNote(tenant, note('401 user'), { endUserToken: TOKEN }),
     ).rejects.toMatchObject({ status: 401 });
@@ -319,8 +303,8 @@ describe('401 and 403 answering a write', () => {
     expect(user.state.refreshes).toBe(0);
 
     const certificate = await rotating();
-    before = sandbox.requests.length;
-    sandbox.injectFault({ kind: 'refused', status: 401 }, { method: 'POST', path });
+    before = sandbox().requests.length;
+    sandbox().injectFault({ kind: 'refused', status: 401 }, { method: 'POST', path });
     await certificate.fpx.createNote(tenant, note('401 certificate'));
     expect(since(before).map((r) => [r.status, r.clientCertThumbprint])).toEqual([
       [401, certificate.state.first.thumbprint],
@@ -332,23 +316,24 @@ describe('401 and 403 answering a write', () => {
 
 /** A service of the test tenant, one of its records with seats, and an L1 status none of its records uses. */
 function serviceWithRecords() {
-  const details = sandbox.data.tenants.get(TENANT);
+  const details = sandbox().data.tenants.get(TENANT);
   const seated = (s: { records: Array<{ entitlementCount: number }> }) =>
     s.records.find((r) => r.entitlementCount > 0);
   const service = [...(details?.entitlements.values() ?? [])].find(seated);
   const record = service?.records.find((r) => r.entitlementCount > 0);
-  if (!service || !record) throw new Error('the sandbox data changed: the tenant has no entitlement record');
+  if (!service || !record)
+    throw new Error('the sandbox() data changed: the tenant has no entitlement record');
   const used = new Set(service.records.flatMap((r) => [r.l1.id.toLowerCase(), r.l1.name.toLowerCase()]));
-  const free = sandbox.data.reference.l1Statuses.find(
+  const free = sandbox().data.reference.l1Statuses.find(
     (s) => !used.has(s.id.toLowerCase()) && !used.has(s.name.toLowerCase()),
   );
-  if (!free) throw new Error('the sandbox data changed: no unused L1 status');
+  if (!free) throw new Error('the sandbox() data changed: no unused L1 status');
   return { service, record, free };
 }
 
 describe('entitlements', () => {
   test('a repeated removal is delivered ("already removed"); a removal refused for another reason is rejected', async () => {
-    const fx = crmFixture(connection, sandbox);
+    const fx = crmFixture(connection, sandbox());
     const { service, record, free } = serviceWithRecords();
     // A record of 0 seats, which a removal may take away without breaking the service's sum.
     const spareId = randomUUID();
@@ -370,10 +355,10 @@ describe('entitlements', () => {
       notes: 'removed',
     };
     const patchPath = new RegExp(`/services/${service.serviceId}/entitlements$`);
-    const before = sandbox.requests.length;
+    const before = sandbox().requests.length;
 
     // Applied, then a 500: the retry's removal is refused (no such record), and that means it is done.
-    sandbox.injectFault({ kind: 'applyThen5xx', status: 500 }, { method: 'PATCH', path: patchPath });
+    sandbox().injectFault({ kind: 'applyThen5xx', status: 500 }, { method: 'PATCH', path: patchPath });
     const first = await post(fx, 'entitlements', removal);
     expect(first.status).toBe(202);
     expect(service.records.some((r) => r.serviceIntentId === spareId)).toBe(false);
@@ -396,7 +381,7 @@ describe('entitlements', () => {
     // The CRM sends the removal again: 200 at once. A real FPX may answer 404 instead of 400: the same.
     const again = await post(fx, 'entitlements', removal);
     expect(again).toMatchObject({ status: 200, body: { status: 'delivered' } });
-    sandbox.injectFault({ kind: 'refused', status: 404 }, { method: 'PATCH', path: patchPath });
+    sandbox().injectFault({ kind: 'refused', status: 404 }, { method: 'PATCH', path: patchPath });
     expect((await post(fx, 'entitlements', removal)).status).toBe(200);
     expect(await delivery(fx, again.deliveryId)).toMatchObject({
       status: 'delivered',
@@ -419,7 +404,7 @@ describe('entitlements', () => {
   });
 
   test('targetDate and nextActionDate: a date and a date-time both reach FPX as written', async () => {
-    const fx = crmFixture(connection, sandbox);
+    const fx = crmFixture(connection, sandbox());
     const { service, record } = serviceWithRecords();
     const update = {
       tenantId: TENANT,
@@ -434,7 +419,7 @@ describe('entitlements', () => {
       { targetDate: '2025-04-30T00:00:00Z', nextActionDate: '2025-04-01' },
       { targetDate: '2025-05-02T08:00:00.000', nextActionDate: null },
     ]) {
-      const before = sandbox.requests.length;
+      const before = sandbox().requests.length;
       const answer = await post(fx, 'entitlements', { ...update, ...dates });
       expect({ dates, status: answer.status }).toEqual({ dates, status: 200 });
       const [patch] = since(before);
@@ -443,7 +428,7 @@ describe('entitlements', () => {
       expect(stored).toMatchObject(dates);
     }
 
-    const before = sandbox.requests.length;
+    const before = sandbox().requests.length;
     const invalid = await post(fx, 'entitlements', {
       ...update,
       targetDate: '2025-02-30',
@@ -460,7 +445,7 @@ describe('entitlements', () => {
 
 describe('the payloads', () => {
   test('rfaId must be a referral id; the OpenAPI document has it, and both date forms', async () => {
-    const fx = crmFixture(connection, sandbox);
+    const fx = crmFixture(connection, sandbox());
     for (const rfaId of ['R-12', -3, 1.5, '']) {
       const answer = await post(fx, 'notes', { tenantId: TENANT, rfaId, text: 'x', noteCategoryId: 1 });
       expect({ rfaId, status: answer.status, errors: answer.body.errors }).toEqual({

@@ -7,8 +7,7 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { HttpRequest } from '@azure/functions';
-import { afterAll, beforeAll, describe, expect, inject, test } from 'vitest';
-import { type Sandbox, startSandbox } from '../dev/sandbox';
+import { describe, expect, inject, test } from 'vitest';
 import { signedHeaders } from '../dev/webhook';
 import { type AlertSender, LogAlertSender } from '../lib/alerts';
 import { IncidentTracker } from '../lib/alerts/incident';
@@ -16,7 +15,6 @@ import { AlertLedger } from '../lib/alerts/ledger';
 import {
   alertPoisonQueues,
   type CrmDeps,
-  deliveryIdFor,
   deliveryStatus,
   handleWebhook,
   MAX_BODY_BYTES,
@@ -38,51 +36,31 @@ import {
   deliveryStatusRequest,
   headerOf,
   loggedContext,
+  postWebhook,
   recordingLog,
   runWorker,
   storedNotes,
+  suiteSandbox,
   TENANT,
   webhookFunction,
-  webhookRequest,
 } from './crm-support';
 
-let sandbox: Sandbox;
+const sandbox = suiteSandbox();
 const connection = inject('storageConnection');
 const MINUTE = 60_000;
 
-beforeAll(async () => {
-  sandbox = await startSandbox({ data: { tenants: 4, referrals: 2 }, rateLimitPerMinute: 0 });
-});
-afterAll(() => sandbox.close());
-
 /** A fixture and its clock's `advance`: `deps.now` is the only clock the CRM side reads. */
 function clockedFixture(policy: Parameters<typeof crmFixture>[2] = {}) {
-  const fx = crmFixture(connection, sandbox, policy);
+  const fx = crmFixture(connection, sandbox(), policy);
   return { fx, advance: (ms: number) => fx.clock.advance(ms) };
 }
 
-async function post(
+const post = (
   fx: CrmFixture,
   endpoint: WebhookEndpoint,
   body: Record<string, unknown>,
   options: { at?: Date; webhookId?: string } = {},
-) {
-  const webhookId = options.webhookId ?? `msg_${randomUUID()}`;
-  const request = webhookRequest(endpoint, JSON.stringify(body), {
-    secrets: fx.secrets,
-    webhookId,
-    at: options.at,
-  });
-  const answer = await handleWebhook(fx.deps, endpoint, request, recordingLog().log);
-  await fx.deps.pending.drain();
-  return {
-    answer,
-    status: answer.status,
-    body: bodyOf(answer),
-    deliveryId: deliveryIdFor(webhookId),
-    webhookId,
-  };
-}
+) => postWebhook(fx, endpoint, body, { ...options, drain: true });
 
 /** Sent while FPX is down: 202, its retry on the queue. */
 async function postDuringOutage(
@@ -91,13 +69,13 @@ async function postDuringOutage(
   body: Record<string, unknown>,
   at?: Date,
 ) {
-  sandbox.setOutage(true);
+  sandbox().setOutage(true);
   try {
     const queued = await post(fx, endpoint, body, { at });
     expect(queued.status).toBe(202);
     return queued;
   } finally {
-    sandbox.setOutage(false);
+    sandbox().setOutage(false);
   }
 }
 
@@ -136,7 +114,7 @@ describe('1. no stranded queued delivery', () => {
     expect(await recoverStalled(fx.deps, quiet)).toBe(0);
     expect(await runWorker(fx.deps)).toEqual(['delivered']);
     expect(await fx.deps.store.get(queued.deliveryId)).toMatchObject({ status: 'delivered', attempts: 2 });
-    expect(storedNotes(sandbox, TENANT, text)).toHaveLength(1);
+    expect(storedNotes(sandbox(), TENANT, text)).toHaveLength(1);
   });
 
   test('a message reaching a poison queue alerts the operators once per incident', async () => {
@@ -250,12 +228,13 @@ describe('2. updates never go backwards', () => {
     expect(created.status).toBe(200);
     const contactId = (created.body.result as { contactId: string }).contactId;
     const patches = () =>
-      sandbox.requests.filter(
+      sandbox().requests.filter(
         (r) => r.method === 'PATCH' && r.path === `/contacts/${contactId}` && r.status === 200,
       );
     const title = () =>
-      sandbox.data.tenants.get(TENANT)?.contacts.find((c) => c.contact.contactId === contactId)?.contact
-        .title;
+      sandbox()
+        .data.tenants.get(TENANT)
+        ?.contacts.find((c) => c.contact.contactId === contactId)?.contact.title;
 
     const older = await postDuringOutage(
       fx,
@@ -320,9 +299,9 @@ describe('2. updates never go backwards', () => {
 
   test('an entitlement record update queued before a newer one was delivered is superseded; creates are not ordered', async () => {
     const { fx, advance } = clockedFixture();
-    const service = sandbox.data.tenants.get(TENANT)?.entitlements.get(2);
+    const service = sandbox().data.tenants.get(TENANT)?.entitlements.get(2);
     const record = service?.records[0];
-    if (!record) throw new Error('the sandbox data changed: service 2 of the tenant has no record');
+    if (!record) throw new Error('the sandbox() data changed: service 2 of the tenant has no record');
     const notes = () => service?.records.find((r) => r.serviceIntentId === record.serviceIntentId)?.notes;
     const update = (notes: string) => ({
       tenantId: TENANT,
@@ -337,7 +316,7 @@ describe('2. updates never go backwards', () => {
     await retryNow(fx.deps, advance, older.deliveryId);
     expect(await runWorker(fx.deps)).toEqual(['superseded']);
     expect(notes()).toBe('newer');
-    const sentOlder = sandbox.requests.filter(
+    const sentOlder = sandbox().requests.filter(
       (r) => r.method === 'PATCH' && r.status === 200 && (r.body as { notes?: string })?.notes === 'older',
     );
     expect(sentOlder).toEqual([]);
@@ -355,7 +334,7 @@ describe('2. updates never go backwards', () => {
     );
     await retryNow(fx.deps, advance, olderNote.deliveryId);
     expect(await runWorker(fx.deps)).toEqual(['delivered']);
-    expect(storedNotes(sandbox, TENANT, `${text} 1`)).toHaveLength(1);
+    expect(storedNotes(sandbox(), TENANT, `${text} 1`)).toHaveLength(1);
   });
 
   test('the OpenAPI document shows superseded as a delivery status and as an update answer', () => {
@@ -415,7 +394,7 @@ describe('6. bounded bodies', () => {
   }
 
   test('a webhook body is read no further than 5 MiB, whatever Content-Length says or without one: 413', async () => {
-    const fx = crmFixture(connection, sandbox);
+    const fx = crmFixture(connection, sandbox());
     // End to end: the function as registered, the library's request with a streamed body (the adapter
     // passes the stream through; lib reads it up to the limit and stops).
     const crmNotes = webhookFunction(fx.deps, 'notes');
@@ -443,7 +422,7 @@ describe('6. bounded bodies', () => {
   });
 
   test('GET /api/crm/deliveries/{id} refuses a body', async () => {
-    const fx = crmFixture(connection, sandbox);
+    const fx = crmFixture(connection, sandbox());
     const id = randomUUID();
     const crmDelivery = deliveryStatusFunction(fx.deps);
     const { context } = loggedContext('crmDelivery');
@@ -467,7 +446,7 @@ describe('6. bounded bodies', () => {
 
 describe('7. the status request is bound to its path', () => {
   test('signed over "GET /api/crm/deliveries/<id>": accepted for that id, refused (401) for another', async () => {
-    const fx = crmFixture(connection, sandbox);
+    const fx = crmFixture(connection, sandbox());
     const first = await post(fx, 'notes', {
       tenantId: TENANT,
       text: `bound ${randomUUID()}`,

@@ -2,8 +2,9 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { HttpRequest, type HttpResponseInit, InvocationContext } from '@azure/functions';
 import type { QueueClient } from '@azure/storage-queue';
+import { afterAll, beforeAll } from 'vitest';
 import { decodeBase64Message } from '../dev/host/queue-message';
-import type { Sandbox } from '../dev/sandbox';
+import { type Sandbox, startSandbox } from '../dev/sandbox';
 import { signedHeaders } from '../dev/webhook';
 import { adaptHttp, type FunctionsHttpHandler } from '../functions/http-adapter';
 import { buildServices } from '../functions/services';
@@ -16,6 +17,7 @@ import {
   DeliveryQueue,
   DeliveryStore,
   deliverQueuedRequest,
+  deliveryIdFor,
   deliveryStatus,
   deliveryStatusContent,
   handleWebhook,
@@ -32,6 +34,19 @@ import { MovableClock } from './support/clock';
 export const TENANT = '9d4c6f56-7db9-4236-9957-ce225e3583be';
 
 export const newSecret = () => `whsec_${randomBytes(32).toString('base64')}`;
+
+/** The suite's own small FPX sandbox (4 tenants), started before its tests and closed after them. */
+export function suiteSandbox(): () => Sandbox {
+  let sandbox: Sandbox | undefined;
+  beforeAll(async () => {
+    sandbox = await startSandbox({ data: { tenants: 4, referrals: 2 }, rateLimitPerMinute: 0 });
+  });
+  afterAll(() => sandbox?.close());
+  return () => {
+    if (!sandbox) throw new Error('the suite sandbox is started in beforeAll');
+    return sandbox;
+  };
+}
 
 export interface CrmFixture {
   deps: CrmDeps;
@@ -136,6 +151,35 @@ function webhookHeaders(body: string | Buffer, options: WebhookOptions): Record<
 /** Header names in lower case, as PlainRequest has them. */
 const lowerCased = (headers: Record<string, string>) =>
   Object.fromEntries(Object.entries(headers).map(([name, value]) => [name.toLowerCase(), value]));
+
+/**
+ * A signed webhook through lib's handler, as the CRM posts it: the answer, its JSON body, the delivery id and
+ * what the handler logged. `drain` waits for the final record written after the answer.
+ */
+export async function postWebhook(
+  target: { deps: CrmDeps; secrets: readonly string[] },
+  endpoint: WebhookEndpoint,
+  body: Record<string, unknown>,
+  options: Partial<WebhookOptions> & { drain?: boolean } = {},
+) {
+  const webhookId = options.webhookId ?? `msg_${randomUUID()}`;
+  const { log, lines } = recordingLog();
+  const request = webhookRequest(endpoint, JSON.stringify(body), {
+    secrets: target.secrets,
+    ...options,
+    webhookId,
+  });
+  const answer = await handleWebhook(target.deps, endpoint, request, log);
+  if (options.drain) await target.deps.pending.drain();
+  return {
+    answer,
+    status: answer.status,
+    body: bodyOf(answer),
+    deliveryId: deliveryIdFor(webhookId),
+    webhookId,
+    lines,
+  };
+}
 
 /** A signed webhook as lib's handlers take it. */
 export function webhookRequest(path: string, body: string | Buffer, options: WebhookOptions): PlainRequest {

@@ -6,8 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { HttpRequest } from '@azure/functions';
-import { afterAll, beforeAll, describe, expect, inject, test } from 'vitest';
-import { type Sandbox, startSandbox } from '../dev/sandbox';
+import { beforeAll, describe, expect, inject, test } from 'vitest';
 import {
   type CrmOperation,
   deliveryIdFor,
@@ -29,20 +28,19 @@ import {
   newSecret,
   noteCreates,
   storedNotes,
+  suiteSandbox,
   TENANT,
   webhookFunction,
   webhookHttpRequest,
 } from './crm-support';
 
-let sandbox: Sandbox;
 let fx: CrmFixture;
+const sandbox = suiteSandbox();
 const connection = inject('storageConnection');
 
-beforeAll(async () => {
-  sandbox = await startSandbox({ data: { tenants: 4, referrals: 2 }, rateLimitPerMinute: 0 });
-  fx = crmFixture(connection, sandbox);
+beforeAll(() => {
+  fx = crmFixture(connection, sandbox());
 });
-afterAll(() => sandbox.close());
 
 const note = (text: string, extra: Record<string, unknown> = {}) =>
   JSON.stringify({ tenantId: TENANT, text, noteCategoryId: 2, ...extra });
@@ -78,14 +76,14 @@ describe('200 delivered', () => {
     expect(first.answer.status).toBe(200);
     expect(first.body).toMatchObject({ status: 'delivered', deliveryId: deliveryIdFor(webhookId) });
     expect(first.body.result).toMatchObject({ text, author: 'Pat Lee', noteCategory: { id: 2 } });
-    expect(noteCreates(sandbox, text)).toHaveLength(1);
-    expect(noteCreates(sandbox, text)[0]?.authorization).toBe(`Bearer ${token}`);
+    expect(noteCreates(sandbox(), text)).toHaveLength(1);
+    expect(noteCreates(sandbox(), text)[0]?.authorization).toBe(`Bearer ${token}`);
 
     const again = await post('notes', note(text), { webhookId });
     expect(again.answer.status).toBe(200);
     expect(headerOf(again.answer, REPLAYED_HEADER)).toBe('true');
     expect(again.body).toEqual(first.body);
-    expect(noteCreates(sandbox, text)).toHaveLength(1);
+    expect(noteCreates(sandbox(), text)).toHaveLength(1);
 
     // The token is neither logged nor stored.
     expect([...first.lines, ...again.lines].join('\n')).not.toContain(token.slice(0, 20));
@@ -135,10 +133,10 @@ describe('200 delivered', () => {
       phone: '+1-555-0100',
     });
     expect(
-      sandbox.requests.filter((r) => r.method === 'PATCH' && r.path === `/contacts/${result.contactId}`),
+      sandbox().requests.filter((r) => r.method === 'PATCH' && r.path === `/contacts/${result.contactId}`),
     ).toHaveLength(1);
 
-    const records = sandbox.data.tenants.get(TENANT)?.entitlements.get(2)?.records ?? [];
+    const records = sandbox().data.tenants.get(TENANT)?.entitlements.get(2)?.records ?? [];
     const record = records[0];
     expect(record).toBeDefined();
     const entitlement = await post(
@@ -166,7 +164,7 @@ describe('200 delivered', () => {
     const again = await post('notes', note(text), { webhookId });
     expect(headerOf(again.answer, REPLAYED_HEADER)).toBe('true');
     expect((again.body.result as { text: string }).text).toBe(text);
-    expect(storedNotes(sandbox, TENANT, text)).toHaveLength(1);
+    expect(storedNotes(sandbox(), TENANT, text)).toHaveLength(1);
 
     // Random CJK text barely compresses: payload and answer spill over several rows of one partition.
     const random = Array.from({ length: 1_048_576 }, () =>
@@ -190,14 +188,14 @@ describe('idempotency', () => {
   test('two identical webhooks at once: one FPX call, the other 409 while it runs', async () => {
     const text = `concurrent ${randomUUID()}`;
     const webhookId = `msg_${randomUUID()}`;
-    sandbox.injectFault({ kind: 'slow', delayMs: 400 }, { method: 'POST', path: /\/notes$/ });
+    sandbox().injectFault({ kind: 'slow', delayMs: 400 }, { method: 'POST', path: /\/notes$/ });
     const answers = await Promise.all([
       post('notes', note(text), { webhookId }),
       post('notes', note(text), { webhookId }),
     ]);
     expect(answers.map((a) => a.answer.status).sort()).toEqual([200, 409]);
     expect(answers.find((a) => a.answer.status === 409)?.body).toEqual({ message: expect.any(String) });
-    expect(noteCreates(sandbox, text)).toHaveLength(1);
+    expect(noteCreates(sandbox(), text)).toHaveLength(1);
     const later = await post('notes', note(text), { webhookId });
     expect(later.answer.status).toBe(200);
     expect(headerOf(later.answer, REPLAYED_HEADER)).toBe('true');
@@ -210,7 +208,7 @@ describe('idempotency', () => {
     const reused = await post('notes', note(`${text} changed`), { webhookId });
     expect(reused.answer.status).toBe(422);
     expect(reused.body).toEqual({ message: expect.stringContaining('different request body') });
-    expect(noteCreates(sandbox, `${text} changed`)).toHaveLength(0);
+    expect(noteCreates(sandbox(), `${text} changed`)).toHaveLength(0);
   });
 
   test('a claim left by a crashed instance is taken over after its lease, and what it created is found', async () => {
@@ -237,7 +235,7 @@ describe('idempotency', () => {
       const repeat = await post('notes', body, { webhookId });
       expect(repeat.answer.status).toBe(200);
       expect(repeat.body.result).toMatchObject({ text });
-      expect(storedNotes(sandbox, TENANT, text)).toHaveLength(1);
+      expect(storedNotes(sandbox(), TENANT, text)).toHaveLength(1);
     }
   });
 
@@ -285,7 +283,7 @@ describe('422 rejected, 202 queued', () => {
 
   test('FPX unavailable: 202 queued; the delivery endpoint says queued with the error', async () => {
     const webhookId = `msg_${randomUUID()}`;
-    sandbox.injectFault({ kind: '5xx', status: 503 }, { method: 'POST', path: /\/notes$/ });
+    sandbox().injectFault({ kind: '5xx', status: 503 }, { method: 'POST', path: /\/notes$/ });
     const queuedBody = note(`queued ${randomUUID()}`);
     const queued = await post('notes', queuedBody, { webhookId });
     expect(queued.answer.status).toBe(202);
@@ -312,7 +310,7 @@ test('retention: finished deliveries are purged once expiresAt has passed, queue
     (await post('notes', note(`kept a week ${randomUUID()}`), { webhookId: delivered })).answer.status,
   ).toBe(200);
   const queued = `msg_${randomUUID()}`;
-  sandbox.injectFault({ kind: '5xx' }, { method: 'POST', path: /\/notes$/ });
+  sandbox().injectFault({ kind: '5xx' }, { method: 'POST', path: /\/notes$/ });
   expect((await post('notes', note(`waiting ${randomUUID()}`), { webhookId: queued })).answer.status).toBe(
     202,
   );
@@ -329,7 +327,7 @@ test('retention: finished deliveries are purged once expiresAt has passed, queue
 
 describe('refused before anything happens', () => {
   test('401: missing, wrong, stale or future signature; nothing stored, no FPX call', async () => {
-    const before = sandbox.requests.length;
+    const before = sandbox().requests.length;
     const body = note('unsigned');
     const missing = await webhookFunction(fx.deps, 'notes')(
       new HttpRequest({
@@ -364,13 +362,13 @@ describe('refused before anything happens', () => {
       body: { string: note('tampered') },
     });
     expect((await webhookFunction(fx.deps, 'notes')(changed, loggedContext().context)).status).toBe(401);
-    expect(sandbox.requests.length).toBe(before);
+    expect(sandbox().requests.length).toBe(before);
     expect(await fx.deps.store.get(deliveryIdFor(webhookId))).toBeUndefined();
   });
 
   test('rotation: the old and the new secret are both accepted, each alone or together', async () => {
     const [oldSecret, newer] = [newSecret(), newSecret()];
-    const rotating = crmFixture(connection, sandbox, {}, [oldSecret, newer]);
+    const rotating = crmFixture(connection, sandbox(), {}, [oldSecret, newer]);
     for (const secrets of [[oldSecret], [newer], [newSecret(), newer]]) {
       const request = webhookHttpRequest('notes', note(`rotation ${randomUUID()}`), { secrets });
       expect((await webhookFunction(rotating.deps, 'notes')(request, loggedContext().context)).status).toBe(
