@@ -11,9 +11,9 @@
  */
 import { parseArgs } from 'node:util';
 import { type IssuedClientCertificate, issueClientCertificate } from '../dev/certs';
+import { loadTransport, rotateUnderLoad } from '../dev/rotation-load';
 import { startSandbox } from '../dev/sandbox';
 import { type CertificateSource, type ClientCertificate, parseClientCertificate } from '../lib/cert';
-import { FpxClient, FpxTransport } from '../lib/fpx';
 
 const { values } = parseArgs({
   options: {
@@ -50,57 +50,20 @@ async function main() {
     latencyMs: 1,
   });
   try {
-    const tenantId = String(sandbox.data.partnerTenants[0]?.tenantId);
     for (let run = 1; run <= runs; run++) {
       const oldCert = issueClientCertificate(sandbox.certs.ca, { commonName: `bench-old-${run}` });
       const newCert = issueClientCertificate(sandbox.certs.ca, { commonName: `bench-new-${run}` });
       const source = new RotatingSource(parsed(oldCert));
-      const transport = new FpxTransport({
-        baseUrl: sandbox.url,
-        certificates: source,
-        caPem: sandbox.certs.ca.certPem,
-        rateLimitPerMinute: 6_000_000,
-        retry: { baseDelayMs: 20, maxDelayMs: 200 },
+      const transport = loadTransport(sandbox, source);
+      const { failures, ...figures } = await rotateUnderLoad(sandbox, transport, {
+        calls: total,
+        holdMs,
+        oldThumbprint: oldCert.thumbprint,
+        newThumbprint: newCert.thumbprint,
+        rotate: () => source.rotate(parsed(newCert)),
       });
-      const fpx = new FpxClient(transport, 25);
-      // The old Agent's connections first, so their handshakes are done before the load starts.
-      await Promise.all(Array.from({ length: 64 }, () => fpx.referenceList('timezones')));
-      sandbox.clearRequests();
-
-      let settled = 0;
-      sandbox.injectFault({ kind: 'slow', delayMs: holdMs }, {}, 32);
-      const calls = Array.from({ length: total }, (_, i) =>
-        (i % 10 === 0
-          ? fpx.createNote(tenantId, { text: `rotation bench ${i}`, noteCategoryId: 1 })
-          : fpx.referenceList(i % 2 ? 'timezones' : 'noteCategories')
-        ).finally(() => {
-          settled++;
-        }),
-      );
-      const dispatched = () => total - transport.limiter.queued;
-      while (dispatched() - settled < 1000 && settled === 0) await new Promise((r) => setTimeout(r, 5));
-      const inFlightAtRotation = total - settled;
-      const onOldAgentAtRotation = dispatched() - settled;
-      const rotatedAt = Date.now();
-      source.rotate(parsed(newCert));
-
-      const results = await Promise.allSettled(calls);
-      const byThumbprint = (t: string) => sandbox.requests.filter((r) => r.clientCertThumbprint === t).length;
-      console.log(
-        `run ${run}: ${JSON.stringify({
-          calls: total,
-          holdMs,
-          inFlightAtRotation,
-          onOldAgentAtRotation,
-          oldArrivedAfterRotation: sandbox.requests.filter(
-            (r) => r.clientCertThumbprint === oldCert.thumbprint && r.time >= rotatedAt,
-          ).length,
-          failed: results.filter((r) => r.status === 'rejected').length,
-          retries: transport.stats.retries,
-          oldThumbprint: byThumbprint(oldCert.thumbprint),
-          newThumbprint: byThumbprint(newCert.thumbprint),
-        })}`,
-      );
+      console.log(`run ${run}: ${JSON.stringify({ holdMs, ...figures })}`);
+      for (const failure of failures.slice(0, 3)) console.log(`  failed: ${failure}`);
       await transport.close();
     }
   } finally {

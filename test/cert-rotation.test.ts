@@ -4,12 +4,12 @@ import {
   type IssuedClientCertificate,
   issueClientCertificate,
 } from '../dev/certs';
+import { loadTransport, rotateUnderLoad } from '../dev/rotation-load';
 import { type Sandbox, startSandbox } from '../dev/sandbox';
 import { KeyVaultCertificateSource } from '../lib/cert';
 import { type Clock, ManualClock, systemClock } from '../lib/clock';
-import { FpxClient, FpxTransport } from '../lib/fpx';
+import { FpxClient, type FpxTransport } from '../lib/fpx';
 import { type KeyVaultFake, startKeyVaultFake } from './fakes/keyvault';
-import { waitFor } from './support/wait';
 
 let sandbox: Sandbox;
 let vault: KeyVaultFake;
@@ -36,13 +36,7 @@ const pfx = (c: IssuedClientCertificate) => ({
 });
 
 function fpxWith(source: KeyVaultCertificateSource): { fpx: FpxClient; transport: FpxTransport } {
-  const transport = new FpxTransport({
-    baseUrl: sandbox.url,
-    certificates: source,
-    caPem: sandbox.certs.ca.certPem,
-    rateLimitPerMinute: 6_000_000,
-    retry: { baseDelayMs: 20, maxDelayMs: 200 },
-  });
+  const transport = loadTransport(sandbox, source);
   open.push(transport);
   return { fpx: new FpxClient(transport, 25), transport };
 }
@@ -63,68 +57,28 @@ test('rotation with 1,000+ FPX calls in flight: no call fails, new calls present
   vault.setSecret('fpx-load', pfx(oldCert));
   const clock = new ManualClock(Date.now());
   const { fpx, transport } = fpxWith(keyVaultSource('fpx-load', clock));
-  // Opens the old Agent's 32 connections first, so their TLS handshakes are done before the load starts.
-  await Promise.all(Array.from({ length: 64 }, () => fpx.referenceList('timezones')));
-  sandbox.clearRequests();
-
-  const total = 1500;
-  const tenantId = String(sandbox.data.partnerTenants[0]?.tenantId);
-  let settled = 0;
-  // The first 32 answers (one per connection of the Agent) are held a second: meanwhile the client keeps
-  // dispatching, so calls pile up in the old certificate's Agent, on the wire and in its queue. How many
-  // depends on the machine's load: bench/cert-rotation.ts prints it (about 1,000 on an idle machine).
-  sandbox.injectFault({ kind: 'slow', delayMs: 1_000 }, {}, 32);
-  // Mostly GETs, and one call in ten a POST: the transport never resends a POST, so a POST dispatched to a
-  // closed Agent would fail outright.
-  const calls = Array.from({ length: total }, (_, i) =>
-    (i % 10 === 0
-      ? fpx.createNote(tenantId, { text: `rotation ${i}`, noteCategoryId: 1 })
-      : fpx.referenceList(i % 2 ? 'timezones' : 'noteCategories')
-    ).finally(() => {
-      settled++;
-    }),
-  );
-  const dispatched = () => total - transport.limiter.queued;
-  await waitFor(
-    '1,000 calls on the old Agent, or the first answer',
-    () => dispatched() - settled >= 1000 || settled > 0,
-    {
-      intervalMs: 5,
+  // The first 32 answers are held a second while the client keeps dispatching. How many calls pile up on
+  // the old Agent depends on the machine's load: bench/cert-rotation.ts prints it (about 1,000 when idle).
+  const figures = await rotateUnderLoad(sandbox, transport, {
+    calls: 1500,
+    holdMs: 1_000,
+    oldThumbprint: oldCert.thumbprint,
+    newThumbprint: newCert.thumbprint,
+    // Key Vault gets a new version; the refresh interval passes; the next call's current() looks in the
+    // background, and the calls after that look present the new certificate.
+    rotate: async () => {
+      vault.setSecret('fpx-load', pfx(newCert));
+      await clock.advance(61 * 60_000);
     },
-  );
-  const inFlightAtRotation = total - settled;
-  const onOldAgentAtRotation = dispatched() - settled;
-  const rotatedAt = Date.now();
-
-  // Key Vault gets a new version; the refresh interval passes; the next call's current() looks in the
-  // background, and the calls after that look present the new certificate.
-  vault.setSecret('fpx-load', pfx(newCert));
-  await clock.advance(61 * 60_000);
-
-  const results = await Promise.allSettled(calls);
-  const failures = results.filter((r) => r.status === 'rejected');
-  const byThumbprint = (t: string) => sandbox.requests.filter((r) => r.clientCertThumbprint === t).length;
-  const figures = {
-    calls: total,
-    inFlightAtRotation,
-    onOldAgentAtRotation,
-    oldArrivedAfterRotation: sandbox.requests.filter(
-      (r) => r.clientCertThumbprint === oldCert.thumbprint && r.time >= rotatedAt,
-    ).length,
-    failed: failures.length,
-    retries: transport.stats.retries,
-    oldThumbprint: byThumbprint(oldCert.thumbprint),
-    newThumbprint: byThumbprint(newCert.thumbprint),
-  };
+  });
   console.log('rotation under load:', JSON.stringify(figures));
 
-  expect(inFlightAtRotation).toBeGreaterThanOrEqual(1000);
   // More on the old Agent than its 32 connections hold: some wait in its queue at the switch.
-  expect(onOldAgentAtRotation).toBeGreaterThan(64);
+  expect(figures.onOldAgentAtRotation).toBeGreaterThan(64);
   // The old Agent went on with what it had queued: those calls reached FPX after the switch, not dropped
   // (only the ones already on its 32 connections arrived before).
-  expect(figures.oldArrivedAfterRotation).toBeGreaterThanOrEqual(onOldAgentAtRotation - 64);
-  expect(failures.map((f) => String((f as PromiseRejectedResult).reason))).toEqual([]);
+  expect(figures.oldArrivedAfterRotation).toBeGreaterThanOrEqual(figures.onOldAgentAtRotation - 64);
+  expect(figures.failures).toEqual([]);
   expect(figures.oldThumbprint).toBeGreaterThan(0);
   expect(figures.newThumbprint).toBeGreaterThan(0);
   expect(figures.oldThumbprint + figures.newThumbprint).toBe(sandbox.requests.length);

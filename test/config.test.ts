@@ -2,8 +2,8 @@
 import { InvocationContext } from '@azure/functions';
 import { describe, expect, inject, test } from 'vitest';
 import { buildServices } from '../functions/services';
-import { loadConfig } from '../lib/config';
 import { crmDeps, handleWebhook } from '../lib/crm';
+import { keyVaultReference, loadLogged } from './support/config';
 
 const minimal = {
   FPX_BASE_URL: 'https://fpx.example.com/ftop/v1.2/api/',
@@ -11,20 +11,11 @@ const minimal = {
 };
 
 describe('unresolved Key Vault references', () => {
-  const reference = (secret: string) =>
-    `@Microsoft.KeyVault(SecretUri=https://kv-fpx.vault.azure.net/secrets/${secret}/)`;
-
-  function load(env: Record<string, string>) {
-    const logged: string[] = [];
-    const config = loadConfig(env, { log: (line) => logged.push(line) });
-    return { config, logged };
-  }
-
   test('webhooks answer 503 while every other part starts', async () => {
-    const { config, logged } = load({
+    const { config, logged } = loadLogged({
       ...minimal,
       AzureWebJobsStorage: inject('storageConnection'),
-      CRM_WEBHOOK_SECRET: reference('crm-webhook-secret'),
+      CRM_WEBHOOK_SECRET: keyVaultReference('crm-webhook-secret'),
     });
     expect(logged).toHaveLength(1);
     const services = buildServices(config);

@@ -3,6 +3,7 @@ import { describe, expect, test } from 'vitest';
 import { buildServices } from '../../functions/services';
 import { createAlertSender, LogAlertSender } from '../../lib/alerts';
 import { ConfigError, loadConfig } from '../../lib/config';
+import { keyVaultReference, loadLogged } from '../support/config';
 
 const minimal = {
   FPX_BASE_URL: 'https://fpx.example.com/ftop/v1.2/api/',
@@ -142,19 +143,10 @@ describe('loadConfig', () => {
 });
 
 describe('unresolved Key Vault references', () => {
-  const reference = (secret: string) =>
-    `@Microsoft.KeyVault(SecretUri=https://kv-fpx.vault.azure.net/secrets/${secret}/)`;
-
-  function load(env: Record<string, string>) {
-    const logged: string[] = [];
-    const config = loadConfig(env, { log: (line) => logged.push(line) });
-    return { config, logged };
-  }
-
   test('a setting still holding its reference is unset, with one error line naming it', () => {
-    const { config, logged } = load({
+    const { config, logged } = loadLogged({
       ...minimal,
-      CRM_WEBHOOK_SECRET: reference('crm-webhook-secret'),
+      CRM_WEBHOOK_SECRET: keyVaultReference('crm-webhook-secret'),
       FPX_RATE_LIMIT_PER_MINUTE: '@Microsoft.KeyVault(VaultName=kv-fpx;SecretName=rate)',
     });
     expect(config.crm.webhookSecrets).toEqual([]);
@@ -167,16 +159,19 @@ describe('unresolved Key Vault references', () => {
   });
 
   test('nothing after the reference is ever quoted', () => {
-    const { logged } = load({ ...minimal, SMTP_URL: `${reference('smtp')}smtp://user:hunter2@mail` });
+    const { logged } = loadLogged({
+      ...minimal,
+      SMTP_URL: `${keyVaultReference('smtp')}smtp://user:hunter2@mail`,
+    });
     expect(logged).toHaveLength(1);
     expect(logged[0]).not.toContain('hunter2');
   });
 
   test('alert settings: alerts go to the log instead of stopping start-up', async () => {
-    const { config } = load({
+    const { config } = loadLogged({
       ...minimal,
       SMTP_URL: 'smtp://127.0.0.1:2525',
-      ALERT_EMAIL_TO: reference('alert-to'),
+      ALERT_EMAIL_TO: keyVaultReference('alert-to'),
       ALERT_EMAIL_FROM: 'fpx@example.com',
     });
     expect(config.alerts.unresolved).toEqual(['ALERT_EMAIL_TO']);
@@ -196,10 +191,10 @@ describe('unresolved Key Vault references', () => {
     ['AzureWebJobsStorage', {}],
     ['AzureWebJobsStorage__accountName', {}],
   ])('%s, which every function needs, stops start-up, naming it', (setting, extra) => {
-    const env = { ...minimal, ...extra, [setting]: reference('x') };
+    const env = { ...minimal, ...extra, [setting]: keyVaultReference('x') };
     const error = (() => {
       try {
-        load(env);
+        loadLogged(env);
       } catch (e) {
         return e as ConfigError;
       }
