@@ -1,8 +1,9 @@
 /** CRM → FPX webhooks: verification, payload schemas, idempotency and durable delivery. See docs/crm-webhooks.md. */
-export { REPLAYED_HEADER } from './answers';
+export { ignored, REPLAYED_HEADER } from './answers';
 export { retryDelaySeconds } from './backoff';
 export { DELIVERY_POISON_QUEUE, DELIVERY_QUEUE, DeliveryQueue } from './delivery-queue';
 export { deliveryIdFor } from './delivery-steps';
+export { type WebhookInput } from './http-input';
 export { DELIVERIES_TABLE, type Delivery, DeliveryStore, RETENTION_DAYS } from './delivery-store';
 export {
   type CrmDeps,
@@ -40,5 +41,5 @@ export {
   webhookKeys,
 } from './signature';
 export { deliveryStatus } from './status';
-export { handleWebhook } from './webhook';
+export { deliverWebhookInput, handleWebhook, repeatOf } from './webhook';
 export { deliverQueuedRequest, recoverStalled, type WorkerOutcome } from './worker';
