@@ -36,7 +36,14 @@ export const messageAnswer = z.object({ message: z.string() });
 
 /** `superseded`: an update not sent because a newer one of the same contact or record was delivered first. */
 /** `ignored`: a Dataverse event acknowledged but never sent (the reason in `lastError`). */
-export const DELIVERY_STATUSES = ['queued', 'delivered', 'rejected', 'failed', 'superseded', 'ignored'] as const;
+export const DELIVERY_STATUSES = [
+  'queued',
+  'delivered',
+  'rejected',
+  'failed',
+  'superseded',
+  'ignored',
+] as const;
 export type PublicDeliveryStatus = (typeof DELIVERY_STATUSES)[number];
 export const deliveryStatusAnswer = z.object({
   deliveryId,

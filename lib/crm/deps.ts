@@ -49,7 +49,10 @@ export interface CrmDeps {
   policy: DeliveryPolicy;
   now: () => number;
   /** A contact created from Dataverse: its link to the FPX contact is recorded (lib/dataverse). */
-  onContactCreated?: (operation: Extract<CrmOperation, { op: 'createContact' }>, result: unknown) => Promise<void>;
+  onContactCreated?: (
+    operation: Extract<CrmOperation, { op: 'createContact' }>,
+    result: unknown,
+  ) => Promise<void>;
 }
 
 /** The part of the composition root's services the CRM functions use. */

@@ -3,7 +3,6 @@ export { ignored, REPLAYED_HEADER } from './answers';
 export { retryDelaySeconds } from './backoff';
 export { DELIVERY_POISON_QUEUE, DELIVERY_QUEUE, DeliveryQueue } from './delivery-queue';
 export { deliveryIdFor } from './delivery-steps';
-export { type WebhookInput } from './http-input';
 export { DELIVERIES_TABLE, type Delivery, DeliveryStore, RETENTION_DAYS } from './delivery-store';
 export {
   type CrmDeps,
@@ -12,7 +11,7 @@ export {
   DEFAULT_POLICY,
   type DeliveryPolicy,
 } from './deps';
-export { END_USER_TOKEN_HEADER, MAX_BODY_BYTES } from './http-input';
+export { END_USER_TOKEN_HEADER, MAX_BODY_BYTES, type WebhookInput } from './http-input';
 export { openApiDocument } from './openapi';
 export {
   type CrmOperation,

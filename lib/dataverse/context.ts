@@ -52,7 +52,9 @@ export interface EntityReference {
 /** A row's attributes, by logical name: strings, numbers, booleans, EntityReferences, Dates, or null. */
 export type Attributes = Record<string, unknown>;
 
-export type ParsedContext = { ok: true; context: RemoteExecutionContext } | { ok: false; errors: Record<string, string[]> };
+export type ParsedContext =
+  | { ok: true; context: RemoteExecutionContext }
+  | { ok: false; errors: Record<string, string[]> };
 
 export function parseContext(json: unknown): ParsedContext {
   const result = remoteExecutionContext.safeParse(json);

@@ -1,9 +1,17 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { TableClient } from '@azure/data-tables';
-import { type CrmDeps, type CrmOperation, deliverWebhookInput, deliveryIdFor, ignored, repeatOf, type WebhookInput } from '../crm';
+import {
+  type CrmDeps,
+  type CrmOperation,
+  deliverWebhookInput,
+  deliveryIdFor,
+  ignored,
+  repeatOf,
+  type WebhookInput,
+} from '../crm';
 import { failure, invalid } from '../crm/answers';
-import { packJson } from '../crm/packed-json';
 import { claim } from '../crm/lifecycle';
+import { packJson } from '../crm/packed-json';
 import { normalizeGuid } from '../fpx/guid';
 import { header, type PlainRequest, type PlainResponse, readBoundedBody } from '../http';
 import type { Log } from '../log';
@@ -95,17 +103,24 @@ export async function handleDataverseWebhook(
   if (!parsed.ok) return invalid('The body is not a Dataverse RemoteExecutionContext', parsed.errors);
   const context = parsed.context;
   const id = eventId(context);
-  if (!id) return invalid('The context has no RequestId, OperationId or CorrelationId', { RequestId: ['expected a GUID'] });
+  if (!id)
+    return invalid('The context has no RequestId, OperationId or CorrelationId', {
+      RequestId: ['expected a GUID'],
+    });
 
   const table = context.PrimaryEntityName.toLowerCase();
   const message = context.MessageName.toLowerCase();
-  const event = new DataverseEvent(deps, context, id, header(request, SIZE_EXCEEDED_HEADER) !== null, log);
+  const sizeExceeded = header(request, SIZE_EXCEEDED_HEADER);
+  const oversized = sizeExceeded !== null && sizeExceeded.trim().toLowerCase() !== 'false';
+  const event = new DataverseEvent(deps, context, id, oversized, log);
   try {
     if (table === 'annotation' && message === 'create') return await event.note();
     if (table === 'contact' && (message === 'create' || message === 'update')) return await event.contact();
   } catch (error) {
     if (error instanceof WebApiError && error.transient) {
-      log.warn(`Dataverse ${context.MessageName} of ${table} ${context.PrimaryEntityId}: ${error.message}; Dataverse will retry`);
+      log.warn(
+        `Dataverse ${context.MessageName} of ${table} ${context.PrimaryEntityId}: ${error.message}; Dataverse will retry`,
+      );
       return retryLater(`Dataverse's Web API could not be read: ${error.message}`);
     }
     throw error;
@@ -125,7 +140,9 @@ function authenticate(request: PlainRequest, settings: DataverseSettings): strin
   if (given !== null) {
     if (!settings.webhookKey) return `${KEY_HEADER} was sent, but no DATAVERSE_WEBHOOK_KEY is configured`;
     const digest = (value: string) => createHash('sha256').update(value, 'utf8').digest();
-    return timingSafeEqual(digest(given), digest(settings.webhookKey)) ? undefined : `${KEY_HEADER} does not match`;
+    return timingSafeEqual(digest(given), digest(settings.webhookKey))
+      ? undefined
+      : `${KEY_HEADER} does not match`;
   }
   if (settings.functionKeyChecked) return undefined;
   return settings.webhookKey
@@ -159,10 +176,15 @@ class DataverseEvent {
     const repeat = await this.repeat(key);
     if (repeat) return repeat;
     const attributes = await this.attributes(() => this.webApi.annotation(this.rowId));
-    if (!attributes) return this.ignore(key, 'createNote', `annotation ${this.rowId} is not in Dataverse (deleted?)`);
+    if (!attributes)
+      return this.ignore(key, 'createNote', `annotation ${this.rowId} is not in Dataverse (deleted?)`);
     const regarding = entityReference(attributes.objectid);
     if (regarding?.logicalName !== 'account') {
-      return this.ignore(key, 'createNote', `the note is about ${regarding ? `a ${regarding.logicalName}` : 'no row'}, not an account`);
+      return this.ignore(
+        key,
+        'createNote',
+        `the note is about ${regarding ? `a ${regarding.logicalName}` : 'no row'}, not an account`,
+      );
     }
     const tenant = await this.tenantOf(regarding.id);
     if (!tenant.ok) return this.ignore(key, 'createNote', tenant.reason);
@@ -228,43 +250,68 @@ class DataverseEvent {
     form: 'create' | 'update',
     key: string,
     op: CrmOperation['op'],
-  ): Promise<{ tenantId: string; contact: Extract<CrmOperation, { op: 'createContact' }>['contact'] } | { answer: PlainResponse }> {
+  ): Promise<
+    | { tenantId: string; contact: Extract<CrmOperation, { op: 'createContact' }>['contact'] }
+    | { answer: PlainResponse }
+  > {
     // An Update's Target holds only the changed columns: the whole row is read.
     const fromContext = this.context.MessageName.toLowerCase() === 'create';
     const attributes = await this.attributes(() => this.webApi.contact(this.rowId), fromContext);
-    if (!attributes) return { answer: await this.ignore(key, op, `contact ${this.rowId} is not in Dataverse (deleted?)`) };
+    if (!attributes)
+      return { answer: await this.ignore(key, op, `contact ${this.rowId} is not in Dataverse (deleted?)`) };
     const parent = entityReference(attributes.parentcustomerid);
     if (parent?.logicalName !== 'account') {
-      return { answer: await this.ignore(key, op, `the contact's company (parentcustomerid) is ${parent ? `a ${parent.logicalName}` : 'not set'}, not an account`) };
+      return {
+        answer: await this.ignore(
+          key,
+          op,
+          `the contact's company (parentcustomerid) is ${parent ? `a ${parent.logicalName}` : 'not set'}, not an account`,
+        ),
+      };
     }
     const tenant = await this.tenantOf(parent.id);
     if (!tenant.ok) return { answer: await this.ignore(key, op, tenant.reason) };
-    const country = typeof attributes.address1_country === 'string' ? await this.countryId(attributes.address1_country) : undefined;
+    const country =
+      typeof attributes.address1_country === 'string'
+        ? await this.countryId(attributes.address1_country)
+        : undefined;
     const contact = mapContact(attributes, country, this.deps.settings.contactDefaults, form);
     if (!contact.ok) return { answer: await this.ignore(key, op, contact.reason) };
     return { tenantId: tenant.tenantId, contact: contact.value };
   }
 
   /** The row's attributes from the context, or from the Web API when the context lacks them (trimmed over 256 KB). */
-  private async attributes(read: () => Promise<Attributes | undefined>, fromContext = true): Promise<Attributes | undefined> {
+  private async attributes(
+    read: () => Promise<Attributes | undefined>,
+    fromContext = true,
+  ): Promise<Attributes | undefined> {
     const carried = fromContext && !this.oversized ? targetAttributes(this.context) : undefined;
     if (carried) return carried;
-    if (this.oversized) this.log.log(`Dataverse context for ${this.context.PrimaryEntityName} ${this.rowId} was trimmed (over 256 KB): reading the row`);
+    if (this.oversized)
+      this.log.log(
+        `Dataverse context for ${this.context.PrimaryEntityName} ${this.rowId} was trimmed (over 256 KB): reading the row`,
+      );
     return read();
   }
 
   /** The account's FPX tenant id (DATAVERSE_TENANT_ID_COLUMN), cached for TENANT_CACHE_MS. */
-  private async tenantOf(accountId: string): Promise<{ ok: true; tenantId: string } | { ok: false; reason: string }> {
+  private async tenantOf(
+    accountId: string,
+  ): Promise<{ ok: true; tenantId: string } | { ok: false; reason: string }> {
     const { cache, settings, crm } = this.deps;
     const now = crm.now();
     let entry = cache.tenants.get(accountId);
     if (!entry || entry.until <= now) {
-      entry = { value: await this.webApi.accountColumn(accountId, settings.tenantIdColumn), until: now + TENANT_CACHE_MS };
+      entry = {
+        value: await this.webApi.accountColumn(accountId, settings.tenantIdColumn),
+        until: now + TENANT_CACHE_MS,
+      };
       cache.tenants.set(accountId, entry);
     }
     const column = settings.tenantIdColumn;
     if (entry.value === undefined) return { ok: false, reason: `account ${accountId} is not in Dataverse` };
-    if (entry.value === null) return { ok: false, reason: `account ${accountId} has no FPX tenant id (column ${column} is empty)` };
+    if (entry.value === null)
+      return { ok: false, reason: `account ${accountId} has no FPX tenant id (column ${column} is empty)` };
     const tenantId = normalizeGuid(entry.value);
     if (!tenantId) return { ok: false, reason: `account ${accountId}: ${column} is not a GUID` };
     return { ok: true, tenantId };
@@ -286,7 +333,10 @@ class DataverseEvent {
       cache.countries = { byName, until: now + COUNTRY_CACHE_MS };
     }
     const id = cache.countries.byName.get(countryKey(name));
-    if (!id) this.log.warn(`Dataverse contact ${this.rowId}: country "${name}" is not one of FPX's; sent without it`);
+    if (!id)
+      this.log.warn(
+        `Dataverse contact ${this.rowId}: country "${name}" is not one of FPX's; sent without it`,
+      );
     return id;
   }
 
@@ -296,14 +346,20 @@ class DataverseEvent {
     return repeat && 'answer' in repeat ? this.answer(repeat.answer) : undefined;
   }
 
-  private deliver(key: string, endpoint: 'notes' | 'contacts', operation: CrmOperation): Promise<PlainResponse> {
+  private deliver(
+    key: string,
+    endpoint: 'notes' | 'contacts',
+    operation: CrmOperation,
+  ): Promise<PlainResponse> {
     const input: WebhookInput = {
       webhookId: key,
       signedAt: eventTime(this.context, this.deps.crm.now()),
       operation,
       fingerprint: this.fingerprint,
     };
-    return deliverWebhookInput(this.deps.crm, endpoint, input, this.log).then((answer) => this.answer(answer));
+    return deliverWebhookInput(this.deps.crm, endpoint, input, this.log).then((answer) =>
+      this.answer(answer),
+    );
   }
 
   /** Recorded as `ignored` (final, visible in the delivery status), acknowledged 200: Dataverse does not retry. */
@@ -323,17 +379,32 @@ class DataverseEvent {
       ...claim(now, 0),
     };
     const created = await crm.store.create(
-      { ...fields, status: 'ignored', leaseUntil: '', attemptStartedAt: '', completedAt: fields.createdAt, lastError: reason, answerStatus: 200 },
+      {
+        ...fields,
+        status: 'ignored',
+        leaseUntil: '',
+        attemptStartedAt: '',
+        completedAt: fields.createdAt,
+        lastError: reason,
+        answerStatus: 200,
+      },
       await packJson({ ignored: reason }),
     );
     if (!created) return (await this.repeat(key)) ?? retryLater(`${key} is being processed`);
-    this.log.warn(`Dataverse ${this.context.MessageName} of ${this.context.PrimaryEntityName} ${this.rowId}: ignored: ${reason}`);
+    this.log.warn(
+      `Dataverse ${this.context.MessageName} of ${this.context.PrimaryEntityName} ${this.rowId}: ignored: ${reason}`,
+    );
     return ignored(deliveryId, reason);
   }
 
   /** The pipeline's answer as Dataverse should get it: its 409 (still in flight) becomes 503, which it retries. */
   private answer(response: PlainResponse): PlainResponse {
-    if (response.status === 409) return { ...response, status: 503, headers: { ...response.headers, 'Retry-After': String(RETRY_AFTER_SECONDS) } };
+    if (response.status === 409)
+      return {
+        ...response,
+        status: 503,
+        headers: { ...response.headers, 'Retry-After': String(RETRY_AFTER_SECONDS) },
+      };
     return response;
   }
 }

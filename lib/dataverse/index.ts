@@ -45,7 +45,10 @@ export interface DataverseOverrides {
 const built = new WeakMap<object, DataverseDeps>();
 
 /** One set per process (per services object): the Web API client, the caches and the links table. */
-export function dataverseDeps(services: DataverseServices, overrides: DataverseOverrides = {}): DataverseDeps {
+export function dataverseDeps(
+  services: DataverseServices,
+  overrides: DataverseOverrides = {},
+): DataverseDeps {
   let deps = built.get(services);
   if (!deps) {
     const { dataverse } = services.config;

@@ -43,9 +43,15 @@ export class ContactLinks {
       if (!operation.dataverseContactId) return;
       const id = (result as { contactId?: unknown } | null)?.contactId;
       if (typeof id !== 'string' && typeof id !== 'number') {
-        throw new Error(`FPX's answer to the contact create has no contactId: cannot link Dataverse contact ${operation.dataverseContactId}`);
+        throw new Error(
+          `FPX's answer to the contact create has no contactId: cannot link Dataverse contact ${operation.dataverseContactId}`,
+        );
       }
-      await this.record(operation.dataverseContactId, { fpxContactId: String(id), tenantId: operation.tenantId }, now());
+      await this.record(
+        operation.dataverseContactId,
+        { fpxContactId: String(id), tenantId: operation.tenantId },
+        now(),
+      );
     };
   }
 }

@@ -19,7 +19,8 @@ export const keys = {
   note: (annotationId: string) => `dataverse:annotation:${annotationId}:create`,
   contactCreate: (contactId: string) => `dataverse:contact:${contactId}:create`,
   /** A new create after the contact's first one ended without an FPX contact (rejected, ignored, failed). */
-  contactCreateAgain: (contactId: string, eventId: string) => `dataverse:contact:${contactId}:create:${eventId}`,
+  contactCreateAgain: (contactId: string, eventId: string) =>
+    `dataverse:contact:${contactId}:create:${eventId}`,
   contactUpdate: (contactId: string, eventId: string) => `dataverse:contact:${contactId}:update:${eventId}`,
 };
 
@@ -37,7 +38,8 @@ export type Mapped<T> = { ok: true; value: T } | { ok: false; reason: string };
 /** The FPX note, checked against FPX's create table (e.g. its length limit). */
 export function mapNote(attributes: Attributes, noteCategoryId: number): Mapped<NoteCreate> {
   const note = noteText(attributes);
-  if (note === undefined) return { ok: false, reason: 'the note has neither a title (subject) nor text (notetext)' };
+  if (note === undefined)
+    return { ok: false, reason: 'the note has neither a title (subject) nor text (notetext)' };
   return check(noteCreate, { text: note, noteCategoryId });
 }
 
@@ -84,6 +86,8 @@ export function mapContact(
 function check<S extends z.ZodType>(schema: S, value: unknown): Mapped<z.input<S>> {
   const result = schema.safeParse(value);
   if (result.success) return { ok: true, value: value as z.input<S> };
-  const reasons = Object.entries(fieldErrors(result.error)).map(([field, list]) => `${field}: ${list.join('; ')}`);
+  const reasons = Object.entries(fieldErrors(result.error)).map(
+    ([field, list]) => `${field}: ${list.join('; ')}`,
+  );
   return { ok: false, reason: `FPX requires what Dataverse did not give: ${reasons.join(', ')}` };
 }
