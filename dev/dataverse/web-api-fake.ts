@@ -5,6 +5,8 @@
  * with Dataverse's error body for an unknown id, 401 without the token. It also answers App Service's managed
  * identity protocol (`GET /msi/token?resource=…&api-version=2019-08-01` with `X-IDENTITY-HEADER`), so the real
  * @azure/identity credential can get its token here (`identityEnv`). `setMode('failing')` answers 503.
+ * Not Dataverse: `PATCH /_fake/<table>(<id>)` with a JSON row merges it in (how `npm run dataverse` keeps the
+ * local rows in step with the events it sends; the fake listens on 127.0.0.1 only).
  */
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
@@ -56,9 +58,36 @@ export async function startDataverseWebApiFake(
   let mode: 'normal' | 'failing' = 'normal';
   let url = '';
 
+  const setRow = (table: string, id: string, row: Row, merge = false) => {
+    const byId = rows.get(table) ?? new Map<string, Row>();
+    byId.set(id.toLowerCase(), { ...(merge ? byId.get(id.toLowerCase()) : {}), ...row });
+    rows.set(table, byId);
+  };
+
   const server = http.createServer((req, res) => {
-    req.resume();
     const u = new URL(req.url ?? '/', 'http://127.0.0.1');
+    const seed = /^\/_fake\/(accounts|contacts|annotations)\(([0-9a-fA-F-]{36})\)$/.exec(
+      decodeURIComponent(u.pathname),
+    );
+    if (seed && req.method === 'PATCH') {
+      const chunks: Buffer[] = [];
+      req.on('data', (chunk: Buffer) => chunks.push(chunk));
+      req.on('end', () => {
+        try {
+          setRow(
+            seed[1] as string,
+            seed[2] as string,
+            JSON.parse(Buffer.concat(chunks).toString('utf8')),
+            true,
+          );
+          res.writeHead(204).end();
+        } catch {
+          res.writeHead(400).end();
+        }
+      });
+      return;
+    }
+    req.resume();
     const authorized = req.headers.authorization === `Bearer ${token}`;
     const select = (u.searchParams.get('$select') ?? '').split(',').filter(Boolean);
     const reply = (status: number, body: unknown, headers: Record<string, string> = {}) => {
@@ -145,11 +174,7 @@ export async function startDataverseWebApiFake(
     url,
     credential: { getToken: async () => ({ token, expiresOnTimestamp: Date.now() + 3_600_000 }) },
     identityEnv: { IDENTITY_ENDPOINT: `${url}/msi/token`, IDENTITY_HEADER: identityHeader },
-    setRow(table, id, row) {
-      const byId = rows.get(table) ?? new Map<string, Row>();
-      byId.set(id.toLowerCase(), row);
-      rows.set(table, byId);
-    },
+    setRow: (table, id, row) => setRow(table, id, row),
     requests,
     setMode(next) {
       mode = next;
