@@ -298,6 +298,11 @@ export interface Config {
     contactDefaults: Record<string, unknown>;
     /** AZURE_CLIENT_ID: the user-assigned managed identity for the Web API (unset: system-assigned). */
     identityClientId?: string;
+    /**
+     * Running in Azure (App Service sets WEBSITE_INSTANCE_ID): the host checked the function key (`?code=`)
+     * before the function runs. Not on the local host, which checks no keys.
+     */
+    functionKeyChecked: boolean;
   };
 }
 
@@ -443,6 +448,7 @@ function parseSettings(env: Record<string, string | undefined>, unresolved: stri
       noteCategoryId: s.DATAVERSE_NOTE_CATEGORY_ID,
       contactDefaults: s.DATAVERSE_CONTACT_DEFAULTS,
       identityClientId: s.AZURE_CLIENT_ID,
+      functionKeyChecked: Boolean(env.WEBSITE_INSTANCE_ID?.trim()),
     },
   };
 }

@@ -56,7 +56,7 @@ export function dataverseDeps(
       crm: crmDeps(services),
       settings: {
         ...dataverse,
-        functionKeyChecked: overrides.functionKeyChecked ?? Boolean(process.env.WEBSITE_INSTANCE_ID),
+        functionKeyChecked: overrides.functionKeyChecked ?? dataverse.functionKeyChecked,
       },
       webApi: dataverse.url
         ? new DataverseWebApi({

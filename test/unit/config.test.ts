@@ -56,6 +56,7 @@ describe('loadConfig', () => {
         noteCategoryId: 1,
         contactDefaults: {},
         identityClientId: undefined,
+        functionKeyChecked: false,
       },
     });
   });
