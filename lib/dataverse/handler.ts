@@ -28,7 +28,7 @@ import {
   targetAttributes,
 } from './context';
 import type { ContactLinks } from './links';
-import { countryKey, keys, mapContact, mapNote } from './mapping';
+import { countryKey, eventKind, keys, mapContact, mapNote } from './mapping';
 import { type DataverseWebApi, WebApiError } from './web-api';
 
 /** The header that carries DATAVERSE_WEBHOOK_KEY (Dataverse's "HttpHeader" authentication). */
@@ -108,30 +108,32 @@ export async function handleDataverseWebhook(
       RequestId: ['expected a GUID'],
     });
 
-  const table = context.PrimaryEntityName.toLowerCase();
-  const message = context.MessageName.toLowerCase();
+  const kind = eventKind(context);
+  if (!kind) {
+    return {
+      status: 200,
+      jsonBody: {
+        status: 'ignored',
+        message: `${context.MessageName} of ${context.PrimaryEntityName} is not sent to FPX (annotation Create, contact Create and Update are)`,
+      },
+    };
+  }
   const sizeExceeded = header(request, SIZE_EXCEEDED_HEADER);
   const oversized = sizeExceeded !== null && sizeExceeded.trim().toLowerCase() !== 'false';
   const event = new DataverseEvent(deps, context, id, oversized, log);
   try {
-    if (table === 'annotation' && message === 'create') return await event.note();
-    if (table === 'contact' && (message === 'create' || message === 'update')) return await event.contact();
+    return kind === 'note' ? await event.note() : await event.contact();
   } catch (error) {
-    if (error instanceof WebApiError && error.transient) {
-      log.warn(
-        `Dataverse ${context.MessageName} of ${table} ${context.PrimaryEntityId}: ${error.message}; Dataverse will retry`,
-      );
+    // Down, throttled, no token, the application user without rights, a column that does not exist: each is
+    // fixed in time or by an administrator, and Dataverse's retry then succeeds.
+    if (error instanceof WebApiError) {
+      const where = `Dataverse ${context.MessageName} of ${context.PrimaryEntityName} ${context.PrimaryEntityId}`;
+      if (error.transient) log.warn(`${where}: ${error.message}; Dataverse will retry`);
+      else log.error(`${where}: ${error.message}; Dataverse will retry (check DATAVERSE_* settings)`);
       return retryLater(`Dataverse's Web API could not be read: ${error.message}`);
     }
     throw error;
   }
-  return {
-    status: 200,
-    jsonBody: {
-      status: 'ignored',
-      message: `${context.MessageName} of ${context.PrimaryEntityName} is not sent to FPX (annotation Create, contact Create and Update are)`,
-    },
-  };
 }
 
 /** undefined when the request may pass; otherwise why not. The key is compared in constant time. */
