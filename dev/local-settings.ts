@@ -8,6 +8,7 @@
  * and the contract's schedules fill in the `%SETTING%`s that are unset. The local host itself adds nothing:
  * a function whose `%SETTING%` is unset is in error there, as in Azure.
  */
+import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { SCHEDULE_DEFAULTS } from '../lib/config';
@@ -36,7 +37,26 @@ export interface LocalParts {
   mail?: { url: string };
   /** The local webhook secret (`.local/webhook-secret`). */
   webhookSecret?: string;
+  /** The local Dataverse Web API, its managed-identity settings and an account linked to a sandbox tenant. */
+  dataverse?: { url: string; identityEnv: Record<string, string>; account: string; contactDefaults?: string };
+  /** The local DATAVERSE_WEBHOOK_KEY (`.local/dataverse-key`). */
+  dataverseKey?: string;
 }
+
+export const LOCAL_DATAVERSE_KEY_FILE = path.join(LOCAL_DIR, 'dataverse-key');
+
+/** The local DATAVERSE_WEBHOOK_KEY, made once under .local, and the local Web API's one account. */
+export const LOCAL_DATAVERSE_KEY = {
+  file: LOCAL_DATAVERSE_KEY_FILE,
+  account: 'a11ce000-0000-4000-8000-000000000001',
+  read(): string {
+    if (!existsSync(LOCAL_DATAVERSE_KEY_FILE)) {
+      mkdirSync(LOCAL_DIR, { recursive: true });
+      writeFileSync(LOCAL_DATAVERSE_KEY_FILE, `${randomBytes(24).toString('base64url')}\n`, { mode: 0o600 });
+    }
+    return readFileSync(LOCAL_DATAVERSE_KEY_FILE, 'utf8').trim();
+  },
+};
 
 /** The embedded Azurite serves storage when AzureWebJobsStorage is unset or `UseDevelopmentStorage=true`. */
 export function wantsLocalStorage(settings: Settings): boolean {
@@ -82,6 +102,13 @@ export function fillLocalSettings(
     for (const [name, value] of Object.entries(LOCAL_ALERT_ADDRESSES)) fill(name, value);
   }
   fill('CRM_WEBHOOK_SECRET', parts.webhookSecret);
+  if (parts.dataverse && isUnset(settings.DATAVERSE_URL)) {
+    fill('DATAVERSE_URL', parts.dataverse.url);
+    // The app's managed identity, as App Service provides it: @azure/identity gets its Web API token there.
+    for (const [name, value] of Object.entries(parts.dataverse.identityEnv)) fill(name, value);
+    fill('DATAVERSE_WEBHOOK_KEY', parts.dataverseKey);
+    fill('DATAVERSE_CONTACT_DEFAULTS', parts.dataverse.contactDefaults);
+  }
   for (const [name, value] of Object.entries(SCHEDULE_DEFAULTS)) fill(name, value);
   return { settings: result, filled };
 }
@@ -98,6 +125,8 @@ export interface RunningStart {
   mail?: LocalParts['mail'];
   /** Set when npm start signs with the local webhook secret (the file's path, never the secret). */
   webhookSecretFile?: string;
+  /** The local Dataverse Web API (URL and the linked account) and the key file's path (never the key). */
+  dataverse?: { url: string; account: string; keyFile?: string };
 }
 
 /** Writes `.local/settings.json` for this process (readable by its owner only). */
@@ -114,6 +143,11 @@ export function writeRunningStart(hostUrl: string, parts: LocalParts, file = LOC
     webhookSecretFile: parts.webhookSecret
       ? path.relative(PROJECT_ROOT, LOCAL_WEBHOOK_SECRET_FILE)
       : undefined,
+    dataverse: parts.dataverse && {
+      url: parts.dataverse.url,
+      account: parts.dataverse.account,
+      keyFile: parts.dataverseKey ? path.relative(PROJECT_ROOT, LOCAL_DATAVERSE_KEY_FILE) : undefined,
+    },
   };
   mkdirSync(path.dirname(file), { recursive: true });
   writeFileSync(file, `${JSON.stringify(content, null, 2)}\n`, { mode: 0o600 });

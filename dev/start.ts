@@ -16,10 +16,12 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { HOST_JSON } from '../lib/config';
 import { type AzuriteInstance, startAzurite } from './azurite';
+import { startDataverseWebApiFake } from './dataverse/web-api-fake';
 import { currentSettings, PROJECT_ROOT, type RunningHost, startHost } from './host/host';
 import { isUnset } from './host/settings';
 import {
   fillLocalSettings,
+  LOCAL_DATAVERSE_KEY,
   LOCAL_DIR,
   LOCAL_SETTINGS_FILE,
   LOCAL_WEBHOOK_SECRET_FILE,
@@ -31,6 +33,7 @@ import {
   writeRunningStart,
 } from './local-settings';
 import { type Sandbox, startSandbox } from './sandbox';
+import { GUIDE_SAMPLE_GUID } from './sandbox/reference';
 import { type SmtpSink, startSmtpSink } from './smtp-sink';
 
 const AZURITE_PORTS = { blob: 10000, queue: 10001, table: 10002 };
@@ -70,6 +73,8 @@ function shown(name: string, value: string, azurite: AzuriteInstance | undefined
       : '(connection string)';
   }
   if (name === 'CRM_WEBHOOK_SECRET') return `the secret in ${relative(LOCAL_WEBHOOK_SECRET_FILE)}`;
+  if (name === 'DATAVERSE_WEBHOOK_KEY') return `the key in ${relative(LOCAL_DATAVERSE_KEY.file)}`;
+  if (name === 'IDENTITY_HEADER') return "(the local managed identity endpoint's header)";
   return /^[A-Z_]+_PATH$/.test(name) ? relative(value) : value;
 }
 
@@ -118,6 +123,30 @@ async function main(): Promise<void> {
       };
     }
     if (isUnset(given.CRM_WEBHOOK_SECRET)) parts.webhookSecret = localWebhookSecret();
+
+    // A local Dataverse Web API with one account linked to a sandbox tenant (docs/dynamics-365.md#try-it-locally).
+    if (sandbox && isUnset(given.DATAVERSE_URL)) {
+      const dataverse = await startDataverseWebApiFake();
+      started.push({ name: 'Dataverse Web API', stop: dataverse.close });
+      const [tenantId] = sandbox.data.tenants.keys();
+      dataverse.setRow('accounts', LOCAL_DATAVERSE_KEY.account, {
+        name: 'Local account',
+        fpx_tenantid: tenantId ?? null,
+      });
+      parts.dataverse = {
+        url: dataverse.url,
+        identityEnv: dataverse.identityEnv,
+        account: LOCAL_DATAVERSE_KEY.account,
+        // FPX contact fields Dataverse has no column for, valid in the sandbox's reference data.
+        contactDefaults: JSON.stringify({
+          contactTypeId: 2,
+          surveyLanguageId: GUIDE_SAMPLE_GUID,
+          surveyEligible: false,
+          services: [2],
+        }),
+      };
+      if (isUnset(given.DATAVERSE_WEBHOOK_KEY)) parts.dataverseKey = LOCAL_DATAVERSE_KEY.read();
+    }
 
     // Alert emails go to a local SMTP sink (saved under .local/mail) unless an email transport is set.
     let mail: SmtpSink | undefined;

@@ -76,6 +76,23 @@ param restrictNetwork bool = false
 @description('With restrictNetwork: comma-separated public IPv4 addresses or CIDR ranges also admitted to Storage and Key Vault (the deployer; the preprovision hook fills it from ALLOWED_IP_ADDRESSES or the current public address).')
 param allowedIpAddresses string = ''
 
+@description('Dynamics 365: the Dataverse environment URL, e.g. https://contoso.crm.dynamics.com (empty: /api/dataverse answers 503)')
+param dataverseUrl string = ''
+
+@description('Dynamics 365: the Key Vault secret dataverse-webhook-key holds the x-fpx-dataverse-key value (add it first)')
+param dataverseWebhookKeyInVault bool = false
+
+@description('Dynamics 365: the account column holding the FPX tenant id')
+param dataverseTenantIdColumn string = 'fpx_tenantid'
+
+@description('Dynamics 365: the FPX note category of notes from Dataverse')
+param dataverseNoteCategoryId int = 1
+
+@description('Dynamics 365: JSON of FPX contact fields Dataverse has no column for')
+param dataverseContactDefaults string = ''
+
+var dataverseWebhookKeySecretName = 'dataverse-webhook-key'
+
 var abbrs = loadJsonContent('abbreviations.json')
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var tags = { 'azd-env-name': environmentName }
@@ -231,6 +248,13 @@ module api 'app/api.bicep' = {
       POLL_TENANTS_SCHEDULE: '0 0 * * * *'
       CERT_CHECK_SCHEDULE: '0 0 8 * * *'
       REFERENCE_DATA_SCHEDULE: '0 0 2 * * *'
+      // Dynamics 365 (docs/dynamics-365.md): unset DATAVERSE_URL, /api/dataverse answers 503. The header key is a
+      // Key Vault reference to a secret the operator adds (never a value here).
+      DATAVERSE_URL: dataverseUrl
+      DATAVERSE_WEBHOOK_KEY: dataverseWebhookKeyInVault ? '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.uri}secrets/${dataverseWebhookKeySecretName}/)' : ''
+      DATAVERSE_TENANT_ID_COLUMN: dataverseTenantIdColumn
+      DATAVERSE_NOTE_CATEGORY_ID: string(dataverseNoteCategoryId)
+      DATAVERSE_CONTACT_DEFAULTS: dataverseContactDefaults
       // Not set in Azure: FPX_CERT_PATH / FPX_CERT_PASSWORD (the certificate is in Key Vault), FPX_CA_PATH
       // (sandbox only), ACS_EMAIL_CONNECTION_STRING and SMTP_URL (would be secrets in app settings).
     }

@@ -49,6 +49,8 @@ const CONTRACT: Record<string, ContractTrigger> = {
   opsStatus: { type: 'httpTrigger', methods: ['GET'], route: 'ops/status' },
   opsRetryDelivery: { type: 'httpTrigger', methods: ['POST'], route: 'ops/deliveries/{id}/retry' },
   opsRequeue: { type: 'httpTrigger', methods: ['POST'], route: 'ops/queues/{queue}/requeue' },
+  // Dynamics 365 issue (#18): Dataverse's own webhooks.
+  dataverseWebhook: { type: 'httpTrigger', methods: ['POST'], route: 'dataverse' },
 };
 
 /** The trigger as registered, in the contract's terms (unresolved `%SETTING%` references kept). */

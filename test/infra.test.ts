@@ -894,3 +894,25 @@ describe('the preprovision hook', () => {
     });
   });
 });
+
+// ---------------------------------------------------------------------------------------------------------
+// Dynamics 365 (#18): the DATAVERSE_* settings
+
+describe('the Dataverse settings', () => {
+  test('are set from azd parameters with the contract defaults; the key only as a Key Vault reference', () => {
+    const settings = (name: string) => prop(module(main, 'api').body, `params.appSettings.${name}`);
+    expect(settings('DATAVERSE_URL')).toBe('dataverseUrl');
+    expect(settings('DATAVERSE_TENANT_ID_COLUMN')).toBe('dataverseTenantIdColumn');
+    expect(settings('DATAVERSE_NOTE_CATEGORY_ID')).toBe('string(dataverseNoteCategoryId)');
+    expect(settings('DATAVERSE_CONTACT_DEFAULTS')).toBe('dataverseContactDefaults');
+    expect(settings('DATAVERSE_WEBHOOK_KEY')).toBe(
+      "dataverseWebhookKeyInVault ? '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.uri}secrets/${dataverseWebhookKeySecretName}/)' : ''",
+    );
+    expect(param(main, 'dataverseUrl')).toEqual({ type: 'string', default: "''" });
+    expect(param(main, 'dataverseTenantIdColumn')).toEqual({ type: 'string', default: "'fpx_tenantid'" });
+    expect(param(main, 'dataverseNoteCategoryId')).toEqual({ type: 'int', default: '1' });
+    expect(param(main, 'dataverseWebhookKeyInVault')).toEqual({ type: 'bool', default: 'false' });
+    expect(parameters.dataverseUrl?.value).toBe('${DATAVERSE_URL}');
+    expect(parameters.dataverseTenantIdColumn?.value).toBe('${DATAVERSE_TENANT_ID_COLUMN=fpx_tenantid}');
+  });
+});

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { contactCreate } from '../fpx/requests';
 import { parseStorageSettings, type StorageSettings } from '../storage/settings';
 
 export {
@@ -135,6 +136,44 @@ const alertDays = optionalText.transform((v, ctx) => {
   return [...new Set(days.map(Number))].sort((a, b) => b - a);
 });
 
+/** DATAVERSE_URL: https; plain http only on this machine (the local Web API fake). */
+const dataverseUrl = optionalText.pipe(
+  z
+    .url({
+      protocol: /^https?$/,
+      error: 'the environment URL, e.g. https://contoso.crm.dynamics.com',
+    })
+    .refine((v) => v.startsWith('https:') || /^http:\/\/(127\.0\.0\.1|localhost)[:/]/.test(`${v}/`), {
+      message: 'an https URL (http only for 127.0.0.1), e.g. https://contoso.crm.dynamics.com',
+    })
+    .transform((v) => new URL(v).origin)
+    .optional(),
+);
+
+/** DATAVERSE_CONTACT_DEFAULTS: FPX contact fields (the create table), each checked; the error names the field. */
+const contactDefaults = optionalText.transform((v, ctx) => {
+  if (!v) return {};
+  let json: unknown;
+  try {
+    json = JSON.parse(v);
+  } catch {
+    ctx.addIssue({ code: 'custom', message: 'a JSON object of FPX contact fields' });
+    return z.NEVER;
+  }
+  const parsed = contactCreate.partial().strict().safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const field = issue?.path.join('.') || (issue?.code === 'unrecognized_keys' ? issue.keys.join(', ') : '');
+    ctx.addIssue({
+      code: 'custom',
+      message: `a JSON object of FPX contact fields (${field ? `${field}: ` : ''}${issue?.message ?? 'invalid'})`,
+    });
+    return z.NEVER;
+  }
+  // The input form (GUIDs as given): the whole contact is validated again when an event is mapped.
+  return json as Record<string, unknown>;
+});
+
 const settingsSchema = z.object({
   FPX_BASE_URL: httpsUrl('the FPX API base including /ftop/v1.2/api').pipe(
     z.string({ error: 'an https URL (the FPX API base including /ftop/v1.2/api)' }),
@@ -183,6 +222,21 @@ const settingsSchema = z.object({
   CERT_CHECK_SCHEDULE: ncrontab(SCHEDULE_DEFAULTS.CERT_CHECK_SCHEDULE),
   REFERENCE_DATA_SCHEDULE: ncrontab(SCHEDULE_DEFAULTS.REFERENCE_DATA_SCHEDULE),
   AZURE_CLIENT_ID: optionalText,
+  DATAVERSE_URL: dataverseUrl,
+  DATAVERSE_WEBHOOK_KEY: optionalText.pipe(
+    z
+      .string()
+      .regex(/^[\x21-\x7e]{16,256}$/, '16 to 256 printable ASCII characters without spaces')
+      .optional(),
+  ),
+  DATAVERSE_TENANT_ID_COLUMN: optionalText.pipe(
+    z
+      .string()
+      .regex(/^[a-z_][a-z0-9_]{0,99}$/, "an account column's logical name, e.g. fpx_tenantid")
+      .default('fpx_tenantid'),
+  ),
+  DATAVERSE_NOTE_CATEGORY_ID: positiveInt(1),
+  DATAVERSE_CONTACT_DEFAULTS: contactDefaults,
 });
 
 type Settings = z.infer<typeof settingsSchema>;
@@ -233,6 +287,23 @@ export interface Config {
   schedules: { pollReferrals: string; pollTenants: string; certCheck: string; referenceData: string };
   /** A sync run marking more than this share of a table's rows removed marks none (100: no limit). */
   sync: { maxRemovedPercent: number };
+  /** Dynamics 365 (Dataverse) webhooks; without `url` the endpoint answers 503. */
+  dataverse: {
+    url?: string;
+    /** Secret: compared in constant time with the header x-fpx-dataverse-key, never logged. */
+    webhookKey?: string;
+    tenantIdColumn: string;
+    noteCategoryId: number;
+    /** FPX contact fields Dataverse has no column for (input form, checked against the create table). */
+    contactDefaults: Record<string, unknown>;
+    /** AZURE_CLIENT_ID: the user-assigned managed identity for the Web API (unset: system-assigned). */
+    identityClientId?: string;
+    /**
+     * Running in Azure (App Service sets WEBSITE_INSTANCE_ID): the host checked the function key (`?code=`)
+     * before the function runs. Not on the local host, which checks no keys.
+     */
+    functionKeyChecked: boolean;
+  };
 }
 
 function certificateSettings(s: Settings): CertificateSettings {
@@ -370,5 +441,14 @@ function parseSettings(env: Record<string, string | undefined>, unresolved: stri
       referenceData: s.REFERENCE_DATA_SCHEDULE,
     },
     sync: { maxRemovedPercent: s.SYNC_MAX_REMOVED_PERCENT },
+    dataverse: {
+      url: s.DATAVERSE_URL,
+      webhookKey: s.DATAVERSE_WEBHOOK_KEY,
+      tenantIdColumn: s.DATAVERSE_TENANT_ID_COLUMN,
+      noteCategoryId: s.DATAVERSE_NOTE_CATEGORY_ID,
+      contactDefaults: s.DATAVERSE_CONTACT_DEFAULTS,
+      identityClientId: s.AZURE_CLIENT_ID,
+      functionKeyChecked: Boolean(env.WEBSITE_INSTANCE_ID?.trim()),
+    },
   };
 }

@@ -35,7 +35,15 @@ export const invalidAnswer = z.object({ message: z.string(), errors: fieldErrors
 export const messageAnswer = z.object({ message: z.string() });
 
 /** `superseded`: an update not sent because a newer one of the same contact or record was delivered first. */
-export const DELIVERY_STATUSES = ['queued', 'delivered', 'rejected', 'failed', 'superseded'] as const;
+/** `ignored`: a Dataverse event acknowledged but never sent (the reason in `lastError`). */
+export const DELIVERY_STATUSES = [
+  'queued',
+  'delivered',
+  'rejected',
+  'failed',
+  'superseded',
+  'ignored',
+] as const;
 export type PublicDeliveryStatus = (typeof DELIVERY_STATUSES)[number];
 export const deliveryStatusAnswer = z.object({
   deliveryId,
@@ -57,6 +65,8 @@ export const delivered = (id: string, result: unknown) =>
 export const queued = (id: string) => answer(202, { status: 'queued', deliveryId: id });
 export const superseded = (id: string, message: string) =>
   answer(200, { status: 'superseded', deliveryId: id, message });
+export const ignored = (id: string, message: string) =>
+  answer(200, { status: 'ignored', deliveryId: id, message });
 export const rejected = (id: string, message: string, errors: Record<string, string[]>) =>
   answer(422, { status: 'rejected', deliveryId: id, message, errors });
 export const invalid = (message: string, errors: Record<string, string[]>) =>

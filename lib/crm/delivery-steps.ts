@@ -108,19 +108,27 @@ export async function apply(
   return written;
 }
 
-/** One attempt under the lease, bounded in time. */
-export function attempt(
+/**
+ * One attempt under the lease, bounded in time. A contact created from Dataverse is linked to its FPX contact
+ * before the outcome is recorded: should the link's write fail, the attempt throws, its lease runs out, and
+ * whoever takes it over finds the contact in FPX (reconciliation) and links it then; nothing is created twice.
+ */
+export async function attempt(
   deps: CrmDeps,
   delivery: Delivery,
   operation: CrmOperation,
   endUserToken?: string,
 ): Promise<AttemptOutcome> {
-  return attemptDelivery(deps.fpx, operation, {
+  const outcome = await attemptDelivery(deps.fpx, operation, {
     endUserToken,
     unknownSince: delivery.unknownSince ? new Date(delivery.unknownSince) : undefined,
     reconcileSkewMs: deps.policy.reconcileSkewMs,
     signal: AbortSignal.timeout(deps.policy.attemptTimeoutMs),
   });
+  if (outcome.kind === 'delivered' && operation.op === 'createContact' && operation.dataverseContactId) {
+    await deps.onContactCreated?.(operation, outcome.result);
+  }
+  return outcome;
 }
 
 /**

@@ -34,8 +34,22 @@ const INLINE_CHUNKS = 4;
 const CHUNKS_PER_ROW = 11;
 const MAX_TEXT_CHARS = 8_000;
 
-export type StoredStatus = 'processing' | 'queued' | 'delivered' | 'rejected' | 'failed' | 'superseded';
-export const FINAL_STATUSES: readonly StoredStatus[] = ['delivered', 'rejected', 'failed', 'superseded'];
+/** `ignored`: acknowledged and recorded, never sent (a Dataverse event FPX cannot take; the reason in lastError). */
+export type StoredStatus =
+  | 'processing'
+  | 'queued'
+  | 'delivered'
+  | 'rejected'
+  | 'failed'
+  | 'superseded'
+  | 'ignored';
+export const FINAL_STATUSES: readonly StoredStatus[] = [
+  'delivered',
+  'rejected',
+  'failed',
+  'superseded',
+  'ignored',
+];
 
 export interface DeliveryFields {
   deliveryId: string;
@@ -214,7 +228,7 @@ export class DeliveryStore {
     await ensureTableOnce(this.table);
     const expired = this.table.listEntities<Record<string, unknown>>({
       queryOptions: {
-        filter: odata`expiresAt lt ${now.toISOString()} and ((RowKey eq ${DELIVERY_ROW} and (status eq 'delivered' or status eq 'rejected' or status eq 'failed' or status eq 'superseded')) or RowKey eq ${ORDER_ROW})`,
+        filter: odata`expiresAt lt ${now.toISOString()} and ((RowKey eq ${DELIVERY_ROW} and (status eq 'delivered' or status eq 'rejected' or status eq 'failed' or status eq 'superseded' or status eq 'ignored')) or RowKey eq ${ORDER_ROW})`,
         select: ['PartitionKey', 'RowKey'],
       },
     });

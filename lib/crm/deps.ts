@@ -3,9 +3,11 @@ import type { QueueClient } from '@azure/storage-queue';
 import type { AlertSender } from '../alerts';
 import { type Clock, systemClock } from '../clock';
 import type { Config } from '../config';
+import { ContactLinks, LINKS_TABLE } from '../dataverse/links';
 import type { FpxClient } from '../fpx';
 import { DELIVERY_POISON_QUEUE, DELIVERY_QUEUE, DeliveryQueue } from './delivery-queue';
 import { DELIVERIES_TABLE, DeliveryStore } from './delivery-store';
+import type { CrmOperation } from './payloads';
 import { PendingWrites } from './pending-writes';
 import { webhookKeys } from './signature';
 
@@ -46,6 +48,11 @@ export interface CrmDeps {
   pending: PendingWrites;
   policy: DeliveryPolicy;
   now: () => number;
+  /** A contact created from Dataverse: its link to the FPX contact is recorded (lib/dataverse). */
+  onContactCreated?: (
+    operation: Extract<CrmOperation, { op: 'createContact' }>,
+    result: unknown,
+  ) => Promise<void>;
 }
 
 /** The part of the composition root's services the CRM functions use. */
@@ -83,6 +90,9 @@ export function crmDeps(services: CrmServices): CrmDeps {
       },
       now: () => (services.clock ?? systemClock).now(),
     };
+    // A contact created from Dataverse is linked to its FPX contact (DataverseLinks), whichever path delivers it.
+    const now = deps.now;
+    deps.onContactCreated = new ContactLinks(services.table(LINKS_TABLE)).onContactCreated(now);
     built.set(services, deps);
   }
   return deps;

@@ -1,5 +1,5 @@
 /** CRM → FPX webhooks: verification, payload schemas, idempotency and durable delivery. See docs/crm-webhooks.md. */
-export { REPLAYED_HEADER } from './answers';
+export { ignored, REPLAYED_HEADER } from './answers';
 export { retryDelaySeconds } from './backoff';
 export { DELIVERY_POISON_QUEUE, DELIVERY_QUEUE, DeliveryQueue } from './delivery-queue';
 export { deliveryIdFor } from './delivery-steps';
@@ -11,7 +11,7 @@ export {
   DEFAULT_POLICY,
   type DeliveryPolicy,
 } from './deps';
-export { END_USER_TOKEN_HEADER, MAX_BODY_BYTES } from './http-input';
+export { END_USER_TOKEN_HEADER, MAX_BODY_BYTES, type WebhookInput } from './http-input';
 export { openApiDocument } from './openapi';
 export {
   type CrmOperation,
@@ -40,5 +40,5 @@ export {
   webhookKeys,
 } from './signature';
 export { deliveryStatus } from './status';
-export { handleWebhook } from './webhook';
+export { deliverWebhookInput, handleWebhook, repeatOf } from './webhook';
 export { deliverQueuedRequest, recoverStalled, type WorkerOutcome } from './worker';

@@ -68,7 +68,14 @@ export const entitlementPayload = fpxRequests.entitlementUpdate.extend({
 /** What one webhook asks of FPX, as stored with its delivery (JSON) and replayed by the queue. */
 export type CrmOperation =
   | { op: 'createNote'; tenantId: string; rfaId?: string; note: fpxRequests.NoteCreate }
-  | { op: 'createContact'; tenantId: string; rfaId?: string; contact: fpxRequests.ContactCreate }
+  | {
+      op: 'createContact';
+      tenantId: string;
+      rfaId?: string;
+      contact: fpxRequests.ContactCreate;
+      /** From Dataverse: its contact id, linked to the FPX contact once created (DataverseLinks). */
+      dataverseContactId?: string;
+    }
   | { op: 'updateContact'; tenantId: string; contactId: string; contact: fpxRequests.ContactUpdate }
   | { op: 'updateEntitlement'; tenantId: string; serviceId: number; update: fpxRequests.EntitlementUpdate };
 

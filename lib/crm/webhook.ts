@@ -1,6 +1,6 @@
 import type { PlainRequest, PlainResponse } from '../http';
 import type { Log } from '../log';
-import { delivered, failure, queued, rejected, replayed, superseded } from './answers';
+import { delivered, failure, ignored, queued, rejected, replayed, superseded } from './answers';
 import {
   apply,
   attempt,
@@ -34,7 +34,19 @@ export async function handleWebhook(
 ): Promise<PlainResponse> {
   const read = await readWebhookRequest(request, endpoint, deps.keys, deps.now());
   if (!read.ok) return read.answer;
-  const input = read.input;
+  return deliverWebhookInput(deps, endpoint, read.input, log);
+}
+
+/**
+ * A verified, validated request (a CRM webhook, or a Dataverse event turned into one): claim its id, hand it
+ * to FPX and answer with FPX's result, or queue it (202). A repeated id gets the first answer again.
+ */
+export async function deliverWebhookInput(
+  deps: CrmDeps,
+  endpoint: WebhookEndpoint,
+  input: WebhookInput,
+  log: Log,
+): Promise<PlainResponse> {
   const deliveryId = deliveryIdFor(input.webhookId);
 
   const claim = await claimWebhook(deps, endpoint, deliveryId, input, log);
@@ -113,23 +125,38 @@ async function claimWebhook(
   const created = await deps.store.create(row, payload);
   if (created) return { delivery: created };
 
+  const repeat = await repeatOf(deps, deliveryId, input.fingerprint);
+  if (!repeat) return { answer: inFlight(input.webhookId) };
+  if ('answer' in repeat) return repeat;
+  const taken = await apply(deps, repeat.existing, repeat.decision, log);
+  return taken ? { delivery: taken } : { answer: inFlight(input.webhookId) };
+}
+
+export type Repeat =
+  | { answer: PlainResponse; existing: Delivery }
+  | { existing: Delivery; decision: Decision }
+  | undefined;
+
+/**
+ * What a repeat of an id already claimed gets: the first answer again (a replay), 409 while it runs, 422 for
+ * another body; or, when its attempt died (lease out), the decision that takes it over. undefined: no row.
+ */
+export async function repeatOf(deps: CrmDeps, deliveryId: string, fingerprint: string): Promise<Repeat> {
   await deps.pending.settled(deliveryId);
   const existing = await deps.store.get(deliveryId);
-  if (!existing) return { answer: inFlight(input.webhookId) };
-  const decision = decide(
-    existing,
-    { type: 'repeat', now: deps.now(), fingerprint: input.fingerprint },
-    deps.policy,
-  );
+  if (!existing) return undefined;
+  const decision = decide(existing, { type: 'repeat', now: deps.now(), fingerprint }, deps.policy);
   const answer = effectOf(decision, 'answer');
-  if (answer) return { answer: answer.response };
-  if (effectOf(decision, 'replay')) return { answer: replayed(await storedAnswer(deps, existing)) };
-  const taken = await apply(deps, existing, decision, log);
-  return taken ? { delivery: taken } : { answer: inFlight(input.webhookId) };
+  if (answer) return { answer: answer.response, existing };
+  if (effectOf(decision, 'replay')) {
+    return { answer: replayed(await storedAnswer(deps, existing)), existing };
+  }
+  return { existing, decision };
 }
 
 /** The first answer, rebuilt from the record (from its state, if the first request never got one). */
 async function storedAnswer(deps: CrmDeps, delivery: Delivery): Promise<PlainResponse> {
+  if (delivery.status === 'ignored') return ignored(delivery.deliveryId, delivery.lastError);
   if (delivery.status === 'superseded' && delivery.answerStatus !== 202) {
     return superseded(delivery.deliveryId, delivery.lastError);
   }

@@ -48,6 +48,7 @@ export async function retryDelivery(deps: CrmDeps, id: string): Promise<ActionRe
     case 'delivered':
     case 'rejected':
     case 'superseded':
+    case 'ignored':
       return {
         status: 409,
         ok: false,

@@ -60,6 +60,7 @@ const DELIVERY_STATUSES: readonly DeliveryStatusName[] = [
   'rejected',
   'failed',
   'superseded',
+  'ignored',
 ];
 
 /** Everything the status reads, as the composition root's services provide it. */

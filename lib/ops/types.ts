@@ -45,7 +45,14 @@ export interface StreamStatus
   runs: SyncRunPoint[];
 }
 
-export type DeliveryStatusName = 'queued' | 'processing' | 'delivered' | 'rejected' | 'failed' | 'superseded';
+export type DeliveryStatusName =
+  | 'queued'
+  | 'processing'
+  | 'delivered'
+  | 'rejected'
+  | 'failed'
+  | 'superseded'
+  | 'ignored';
 
 export interface AttentionDelivery {
   deliveryId: string;

@@ -50,6 +50,15 @@ describe('loadConfig', () => {
         referenceData: '0 0 2 * * *',
       },
       sync: { maxRemovedPercent: 20 },
+      dataverse: {
+        url: undefined,
+        webhookKey: undefined,
+        tenantIdColumn: 'fpx_tenantid',
+        noteCategoryId: 1,
+        contactDefaults: {},
+        identityClientId: undefined,
+        functionKeyChecked: false,
+      },
     });
   });
 

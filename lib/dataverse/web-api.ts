@@ -1,0 +1,149 @@
+import type { TokenCredential } from '@azure/identity';
+import { lazy } from '../lazy';
+import type { Attributes } from './context';
+
+/**
+ * Reads rows from Dataverse's Web API (`<DATAVERSE_URL>/api/data/v9.2`) as the app's managed identity (an
+ * application user in the environment): a bearer token for `<DATAVERSE_URL>/.default`, which the credential
+ * caches and renews. Rows come back as attributes in the shape a context carries them (lookups as
+ * `{LogicalName, Id}`), so the mapping does not care where they came from.
+ */
+
+export const API_PATH = '/api/data/v9.2';
+const LOOKUP_TYPE = '@Microsoft.Dynamics.CRM.lookuplogicalname';
+const TIMEOUT_MS = 10_000;
+
+export const CONTACT_COLUMNS = [
+  'firstname',
+  'lastname',
+  'fullname',
+  'emailaddress1',
+  'telephone1',
+  'jobtitle',
+  'address1_country',
+  '_parentcustomerid_value',
+];
+export const ANNOTATION_COLUMNS = ['subject', 'notetext', 'objecttypecode', '_objectid_value'];
+
+/** A Web API call that did not give the row: `transient` ones may work later (5xx, 429, network, identity). */
+export class WebApiError extends Error {
+  constructor(
+    message: string,
+    readonly status: number | undefined,
+    readonly transient: boolean,
+  ) {
+    super(message);
+    this.name = 'WebApiError';
+  }
+}
+
+export interface WebApiOptions {
+  url: string;
+  /** Default: DefaultAzureCredential (the managed identity in Azure; `identityClientId` picks a user-assigned one). */
+  credential?: TokenCredential;
+  identityClientId?: string;
+  fetch?: typeof fetch;
+}
+
+export class DataverseWebApi {
+  private readonly credential: TokenCredential;
+  private readonly fetch: typeof fetch;
+
+  constructor(private readonly options: WebApiOptions) {
+    this.credential =
+      options.credential ??
+      new (lazy.identity().DefaultAzureCredential)({
+        managedIdentityClientId: options.identityClientId || undefined,
+      });
+    this.fetch = options.fetch ?? fetch;
+  }
+
+  /** `accounts(<id>)?$select=<column>`: the column's value (trimmed), or null when empty; undefined: no such account. */
+  async accountColumn(accountId: string, column: string): Promise<string | null | undefined> {
+    const row = await this.get(`accounts(${accountId})`, [column]);
+    if (!row) return undefined;
+    const value = row[column];
+    return typeof value === 'string' && value.trim() ? value.trim() : null;
+  }
+
+  /** The contact's columns we map, with `parentcustomerid` as a lookup; undefined: no such contact. */
+  async contact(contactId: string): Promise<Attributes | undefined> {
+    const row = await this.get(`contacts(${contactId})`, CONTACT_COLUMNS);
+    if (!row) return undefined;
+    return { ...withoutAnnotations(row), parentcustomerid: lookup(row, '_parentcustomerid_value') };
+  }
+
+  /** The note's columns we map, with `objectid` as a lookup (its table from `objecttypecode`). */
+  async annotation(annotationId: string): Promise<Attributes | undefined> {
+    const row = await this.get(`annotations(${annotationId})`, ANNOTATION_COLUMNS);
+    if (!row) return undefined;
+    const id = row._objectid_value;
+    const table = row[`_objectid_value${LOOKUP_TYPE}`] ?? row.objecttypecode;
+    return {
+      ...withoutAnnotations(row),
+      objectid: typeof id === 'string' && typeof table === 'string' ? { LogicalName: table, Id: id } : null,
+    };
+  }
+
+  private async get(path: string, select: string[]): Promise<Record<string, unknown> | undefined> {
+    const url = `${this.options.url}${API_PATH}/${path}?$select=${select.join(',')}`;
+    let token: string;
+    try {
+      const got = await this.credential.getToken(`${this.options.url}/.default`);
+      if (!got) throw new Error('no token');
+      token = got.token;
+    } catch (error) {
+      throw new WebApiError(`no token for the Web API: ${(error as Error).message}`, undefined, true);
+    }
+    let response: Response;
+    try {
+      response = await this.fetch(url, {
+        headers: {
+          authorization: `Bearer ${token}`,
+          accept: 'application/json',
+          'odata-version': '4.0',
+          'odata-maxversion': '4.0',
+          prefer: `odata.include-annotations="Microsoft.Dynamics.CRM.lookuplogicalname"`,
+        },
+        signal: AbortSignal.timeout(TIMEOUT_MS),
+      });
+    } catch (error) {
+      throw new WebApiError(`the Web API did not answer: ${(error as Error).message}`, undefined, true);
+    }
+    if (response.status === 404) {
+      await response.body?.cancel();
+      return undefined;
+    }
+    if (!response.ok) {
+      const detail = await errorMessage(response);
+      const status = response.status;
+      const hint =
+        status === 401 || status === 403
+          ? ' (check the application user of the app’s managed identity and its security role)'
+          : '';
+      // 401/403 are fixed by an administrator, after which a retry works: transient for Dataverse's retries.
+      const transient = status >= 500 || status === 429 || status === 408 || status === 401 || status === 403;
+      throw new WebApiError(`GET ${path} answered ${status}${hint}: ${detail}`, status, transient);
+    }
+    return (await response.json()) as Record<string, unknown>;
+  }
+}
+
+function lookup(row: Record<string, unknown>, column: string): { LogicalName: string; Id: string } | null {
+  const id = row[column];
+  const table = row[`${column}${LOOKUP_TYPE}`];
+  return typeof id === 'string' && typeof table === 'string' ? { LogicalName: table, Id: id } : null;
+}
+
+function withoutAnnotations(row: Record<string, unknown>): Attributes {
+  return Object.fromEntries(Object.entries(row).filter(([name]) => !name.includes('@')));
+}
+
+async function errorMessage(response: Response): Promise<string> {
+  try {
+    const body = (await response.json()) as { error?: { message?: string } };
+    return (body.error?.message ?? '').slice(0, 300);
+  } catch {
+    return '';
+  }
+}
