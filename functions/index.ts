@@ -11,6 +11,7 @@ import { registerCrmContacts } from './crmContacts';
 import { registerCrmDelivery } from './crmDelivery';
 import { registerCrmEntitlements } from './crmEntitlements';
 import { registerCrmNotes } from './crmNotes';
+import { registerDeliverCrmEvent } from './deliverCrmEvent';
 import { registerDeliverCrmRequest } from './deliverCrmRequest';
 import { registerHealth } from './health';
 import { registerHealthDetails } from './healthDetails';
@@ -48,6 +49,7 @@ registerOpsPage(services);
 registerOpsStatus(services);
 registerOpsRetryDelivery(services);
 registerOpsRequeue(services);
+registerDeliverCrmEvent(services);
 
 // Webhook answers go out before their final record is written: let those writes land before the worker stops.
 app.hook.appTerminate(() => crmDeps(services).pending.drain());

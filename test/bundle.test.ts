@@ -49,6 +49,8 @@ const CONTRACT: Record<string, ContractTrigger> = {
   opsStatus: { type: 'httpTrigger', methods: ['GET'], route: 'ops/status' },
   opsRetryDelivery: { type: 'httpTrigger', methods: ['POST'], route: 'ops/deliveries/{id}/retry' },
   opsRequeue: { type: 'httpTrigger', methods: ['POST'], route: 'ops/queues/{queue}/requeue' },
+  // Issue 19: referral and tenant changes pushed to the CRM as signed events.
+  deliverCrmEvent: { type: 'queueTrigger', queueName: 'crm-events' },
 };
 
 /** The trigger as registered, in the contract's terms (unresolved `%SETTING%` references kept). */
