@@ -36,6 +36,8 @@ export interface LocalParts {
   mail?: { url: string };
   /** The local webhook secret (`.local/webhook-secret`). */
   webhookSecret?: string;
+  /** The local CRM event receiver (dev/event-receiver.ts) and the secret events are signed with for it. */
+  events?: { url: string; secret?: string };
 }
 
 /** The embedded Azurite serves storage when AzureWebJobsStorage is unset or `UseDevelopmentStorage=true`. */
@@ -82,6 +84,8 @@ export function fillLocalSettings(
     for (const [name, value] of Object.entries(LOCAL_ALERT_ADDRESSES)) fill(name, value);
   }
   fill('CRM_WEBHOOK_SECRET', parts.webhookSecret);
+  fill('CRM_EVENTS_URL', parts.events?.url);
+  fill('CRM_EVENTS_SECRET', parts.events?.secret);
   for (const [name, value] of Object.entries(SCHEDULE_DEFAULTS)) fill(name, value);
   return { settings: result, filled };
 }

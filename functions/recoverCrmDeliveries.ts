@@ -10,7 +10,8 @@ const POISON_QUEUES = [DELIVERY_POISON_QUEUE, `${TENANT_DETAILS_QUEUE}-poison`, 
 /**
  * Timer, every 5 minutes: deliveries whose attempt died before its outcome was recorded, or whose queued
  * retry lost its message, go back on the queue; a poison queue that starts filling alerts the operators.
- * Both run whatever the other does; a failure of either fails the invocation (after both).
+ * CRM events whose message was lost are queued again (lib/events sweep). Each runs whatever the others do;
+ * a failure of any fails the invocation (after all).
  */
 export function registerRecoverCrmDeliveries(services: Services): void {
   app.timer('recoverCrmDeliveries', {
