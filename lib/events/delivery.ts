@@ -173,6 +173,9 @@ export async function deliverKey(
         error: '',
       });
       outcome.sent++;
+      // Nothing after it when listed: done, without another query. An event recorded since then came with
+      // a message of its own, which found the key busy and looks again when this lease would have ended.
+      if (!events.some((other) => other.rowKey > event.rowKey)) return 'idle';
       continue;
     }
     if (sent.kind === 'gone') {
