@@ -99,7 +99,9 @@ async function main() {
     while (distinct() < count) {
       if (performance.now() > deadline) {
         const errors = logger.entries.filter((e) => e.level === 'error' || e.level === 'warning').slice(-5);
-        throw new Error(`${distinct()} of ${count} events after ${timeoutMs} ms; ${errors.map((e) => e.message).join('\n')}`);
+        throw new Error(
+          `${distinct()} of ${count} events after ${timeoutMs} ms; ${errors.map((e) => e.message).join('\n')}`,
+        );
       }
       if (performance.now() - lastReport > 10_000) {
         lastReport = performance.now();
