@@ -35,6 +35,11 @@ export const eventsMessage = z.object({
   subject: z.enum(Object.keys(EVENT_STREAMS) as ['referral', 'tenant']),
   keys: z.array(z.string().min(1)).min(1).max(100),
   endpoints: z.array(z.string().regex(/^[0-9a-f]{8}$/)).optional(),
+  /**
+   * Of `keys`, those whose event is their create: nothing of the key can be older, so one point read finds
+   * it (a first sync's thousands of creates need no range query each).
+   */
+  created: z.array(z.string().min(1)).max(100).optional(),
 });
 export type EventsMessage = z.infer<typeof eventsMessage>;
 
@@ -110,6 +115,7 @@ export async function deliverEventsMessage(
     throw new Error('CRM events cannot be signed: CRM_EVENTS_SECRET is not available');
   }
   const { subject, keys, endpoints: only } = parsed.data;
+  const created = new Set(parsed.data.created);
   const disabled = await deps.outbox.disabledEndpoints();
   const targets = deps.endpoints.filter((e) => !disabled.has(e.id) && (!only || only.includes(e.id)));
   const work = keys.flatMap((key) => targets.map((endpoint) => ({ key, endpoint })));
@@ -117,7 +123,7 @@ export async function deliverEventsMessage(
   const worker = async () => {
     while (next < work.length) {
       const item = work[next++] as (typeof work)[number];
-      await deliverKey(deps, subject, item.key, item.endpoint, outcome, log);
+      await deliverKey(deps, subject, item.key, item.endpoint, outcome, log, created.has(item.key));
     }
   };
   await Promise.all(
@@ -134,10 +140,15 @@ export async function deliverKey(
   endpoint: Endpoint,
   outcome: MessageOutcome,
   log: Log,
+  /** The key's event in the message is its create: read by a point read (`<key>|`, the key's first row). */
+  isCreate = false,
 ): Promise<KeyOutcome> {
   const ep = endpoint.id;
   for (let round = 0; round < 1000; round++) {
-    const events = await deps.outbox.eventsOf(subject, key, ep);
+    const events =
+      isCreate && round === 0
+        ? await deps.outbox.eventAt(subject, key, '', ep)
+        : await deps.outbox.eventsOf(subject, key, ep);
     const step = nextStep(events, deps.clock.now());
     if (step.action === 'idle') return 'idle';
     // Its retry's message is scheduled; a lost one is queued again by the sweep.

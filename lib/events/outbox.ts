@@ -1,5 +1,11 @@
 import { odata, type TableClient } from '@azure/data-tables';
-import { ensureTableOnce, isConflict, isPreconditionFailed, listEntitiesOrNone } from '../storage';
+import {
+  ensureTableOnce,
+  getEntityOrUndefined,
+  isConflict,
+  isPreconditionFailed,
+  listEntitiesOrNone,
+} from '../storage';
 import { BatchWriter } from '../sync/batch-writer';
 import { joinColumn, MAX_COLUMN_CHARS } from '../sync/row';
 import {
@@ -129,6 +135,16 @@ export class Outbox {
       if (keyOfRowKey(String(row.rowKey)) === key) events.push(toStored(row, endpoint));
     }
     return events;
+  }
+
+  /** One event by its key and the version it follows (a point read), or none. */
+  async eventAt(subject: EventSubject, key: string, after: string, endpoint: string): Promise<StoredEvent[]> {
+    const row = await getEntityOrUndefined<Record<string, unknown>>(
+      this.table,
+      subject,
+      outboxRowKey(key, after),
+    );
+    return row ? [toStored(row, endpoint)] : [];
   }
 
   /** Every event of a subject (the sweep; done events are purged, so the partition stays small). */

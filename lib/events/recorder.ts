@@ -41,7 +41,12 @@ export function outboxRecorder(deps: RecorderDeps) {
     const changes = await Promise.all(writes.map((write) => toChange(rows, partitionKey, write)));
     await deps.outbox.record(subject, changes, new Date(deps.clock.now()));
     try {
-      await deps.queue.send({ subject, keys: changes.map((change) => change.key) });
+      const created = changes.filter((change) => change.kind === 'created').map((change) => change.key);
+      await deps.queue.send({
+        subject,
+        keys: changes.map((change) => change.key),
+        ...(created.length > 0 ? { created } : {}),
+      });
     } catch (error) {
       deps.log?.(
         `CRM events: ${changes.length} ${subject} events recorded but not queued (the sweep queues them): ${safeErrorMessage(error)}`,
