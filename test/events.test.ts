@@ -207,6 +207,26 @@ describe('CRM events', () => {
     expect(w.receivers[0]?.events).toHaveLength(1);
   });
 
+  test('two messages for the same key at once (a sweep duplicate): the lease lets one send', async () => {
+    const w = await world();
+    w.failQueue(true); // no message from the sync: the test sends its own two
+    await w.sync([referral(1)]);
+    w.failQueue(false);
+    const message: EventsMessage = { subject: 'referral', keys: [referral(1).id] };
+    await Promise.all([
+      deliverEventsMessage(w.events.delivery, message, silentLog),
+      deliverEventsMessage(w.events.delivery, message, silentLog),
+      deliverEventsMessage(w.events.delivery, { ...message, created: message.keys }, silentLog),
+    ]);
+    w.clock.advance(2 * 60_000); // past any lease: a message that found the key busy looks again
+    await w.deliver();
+    expect(w.receivers[0]?.events.map((r) => r.event.type)).toEqual(['referral.created']);
+    // A message that names no keys is parked, not retried.
+    expect(await deliverEventsMessage(w.events.delivery, '{"subject":"referral"}', silentLog)).toMatchObject({
+      invalid: true,
+    });
+  });
+
   test('a crash after the outbox write, before the message: the sweep sends it, once', async () => {
     const w = await world();
     w.failQueue(true);

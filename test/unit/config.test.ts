@@ -252,4 +252,17 @@ describe('CRM events settings', () => {
     expect(message).toMatch(/CRM_EVENTS_SECRET is invalid/);
     expect(message).not.toContain('hunter2');
   });
+
+  test('an unresolved Key Vault reference does not stop start-up: events are recorded, not signed', () => {
+    const config = loadConfig(
+      {
+        ...minimal,
+        CRM_EVENTS_URL: 'https://crm.example.com/events',
+        CRM_EVENTS_SECRET:
+          '@Microsoft.KeyVault(SecretUri=https://kv-fpx.vault.azure.net/secrets/crm-events-secret/)',
+      },
+      { log: () => undefined },
+    );
+    expect(config.events).toEqual({ urls: ['https://crm.example.com/events'], secrets: [], perSecond: 50 });
+  });
 });
