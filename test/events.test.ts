@@ -171,6 +171,29 @@ describe('CRM events', () => {
     });
   });
 
+  test('tenants: tenant.created from FpxTenants, the row as stored', async () => {
+    const w = await world();
+    const tenant = { tenantId: '22222222-0000-4000-8000-000000000001', tpid: 7, name: 'Fabrikam' };
+    await syncStream({
+      stream: 'tenants',
+      rows: w.table(TABLES.tenants),
+      partitionKey: 'tenant',
+      rowKey: (item: typeof tenant) => item.tenantId,
+      pages: (async function* () {
+        yield [tenant];
+      })(),
+      beforeWrite: (writes) => w.events.recordWrites('tenant', writes),
+      now: () => new Date(w.clock.now()),
+    });
+    await w.deliver();
+    expect(w.receivers[0]?.events.map((r) => r.event)).toEqual([
+      expect.objectContaining({
+        type: 'tenant.created',
+        data: expect.objectContaining({ ...tenant, removedAt: null }),
+      }),
+    ]);
+  });
+
   test('a receiver that answers 500 then 200 gets the event twice with the same webhook-id', async () => {
     let calls = 0;
     const w = await world([() => (++calls === 1 ? 500 : 200)]);
