@@ -41,6 +41,8 @@ export interface LocalParts {
   dataverse?: { url: string; identityEnv: Record<string, string>; account: string; contactDefaults?: string };
   /** The local DATAVERSE_WEBHOOK_KEY (`.local/dataverse-key`). */
   dataverseKey?: string;
+  /** The local CRM event receiver (dev/event-receiver.ts) and the secret events are signed with for it. */
+  events?: { url: string; secret?: string };
 }
 
 export const LOCAL_DATAVERSE_KEY_FILE = path.join(LOCAL_DIR, 'dataverse-key');
@@ -109,6 +111,8 @@ export function fillLocalSettings(
     fill('DATAVERSE_WEBHOOK_KEY', parts.dataverseKey);
     fill('DATAVERSE_CONTACT_DEFAULTS', parts.dataverse.contactDefaults);
   }
+  fill('CRM_EVENTS_URL', parts.events?.url);
+  fill('CRM_EVENTS_SECRET', parts.events?.secret);
   for (const [name, value] of Object.entries(SCHEDULE_DEFAULTS)) fill(name, value);
   return { settings: result, filled };
 }

@@ -1,7 +1,7 @@
 /**
  * `npm start`: the whole system on one machine with no Azure account.
  * Starts Azurite (persistent under .local/azurite, or in memory with --in-memory), the FPX sandbox with
- * generated certificates, an SMTP sink and the local Functions host with every function. Settings that point
+ * generated certificates, an SMTP sink, a CRM event receiver and the local Functions host with every function. Settings that point
  * elsewhere (AzureWebJobsStorage, FPX_BASE_URL, certificate settings, an email transport) replace the embedded
  * parts. The settings it fills in itself (its parts, the contract's schedules) are put into the host's
  * environment explicitly and printed; the host adds no defaults of its own.
@@ -17,6 +17,7 @@ import { parseArgs } from 'node:util';
 import { HOST_JSON } from '../lib/config';
 import { type AzuriteInstance, startAzurite } from './azurite';
 import { startDataverseWebApiFake } from './dataverse/web-api-fake';
+import { type EventReceiver, startEventReceiver } from './event-receiver';
 import { currentSettings, PROJECT_ROOT, type RunningHost, startHost } from './host/host';
 import { isUnset } from './host/settings';
 import {
@@ -46,6 +47,8 @@ const { values } = parseArgs({
     'sandbox-port': { type: 'string', default: process.env.FPX_SANDBOX_PORT ?? '8443' },
     // The local SMTP sink for alert emails; a busy port falls back to a free one.
     'smtp-port': { type: 'string', default: process.env.SMTP_SINK_PORT ?? '2525' },
+    // The local CRM event receiver; a busy port falls back to a free one.
+    'events-port': { type: 'string', default: process.env.EVENT_RECEIVER_PORT ?? '7072' },
     'in-memory': { type: 'boolean', default: false },
     // `auto`: free ports instead of Azurite's usual 10000-10002 (tests, or a second instance).
     'storage-ports': { type: 'string', default: 'default' },
@@ -75,6 +78,7 @@ function shown(name: string, value: string, azurite: AzuriteInstance | undefined
   if (name === 'CRM_WEBHOOK_SECRET') return `the secret in ${relative(LOCAL_WEBHOOK_SECRET_FILE)}`;
   if (name === 'DATAVERSE_WEBHOOK_KEY') return `the key in ${relative(LOCAL_DATAVERSE_KEY.file)}`;
   if (name === 'IDENTITY_HEADER') return "(the local managed identity endpoint's header)";
+  if (name === 'CRM_EVENTS_SECRET') return 'a secret generated for this run, shared with the event receiver';
   return /^[A-Z_]+_PATH$/.test(name) ? relative(value) : value;
 }
 
@@ -156,6 +160,17 @@ async function main(): Promise<void> {
       parts.mail = { url: mail.url };
     }
 
+    // Referral and tenant events go to a local receiver that checks their signatures, unless a CRM is set.
+    let receiver: EventReceiver | undefined;
+    if (isUnset(given.CRM_EVENTS_URL)) {
+      const secret = isUnset(given.CRM_EVENTS_SECRET)
+        ? `whsec_${randomBytes(32).toString('base64')}`
+        : (given.CRM_EVENTS_SECRET as string);
+      receiver = await startEventReceiver({ secret, port: Number(values['events-port']) });
+      started.push({ name: 'event receiver', stop: () => receiver?.close() ?? Promise.resolve() });
+      parts.events = { url: receiver.url, secret: isUnset(given.CRM_EVENTS_SECRET) ? secret : undefined };
+    }
+
     // Everything npm start supplies goes into the settings here, in the open; the host adds nothing.
     const { settings, filled } = fillLocalSettings(given, parts);
     const host: RunningHost = await startHost({
@@ -187,6 +202,8 @@ async function main(): Promise<void> {
     );
     console.log(`FPX              ${sandbox ? `sandbox ${sandbox.url}` : settings.FPX_BASE_URL}`);
     if (mail) console.log(`Mail             SMTP sink ${mail.url}, saved under .local/mail`);
+    if (receiver)
+      console.log(`CRM events       receiver ${receiver.url}, checks signatures, prints each event`);
     console.log('');
     console.log('Settings npm start filled in (your environment and local.settings.json win):');
     for (const name of filled) {

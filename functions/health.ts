@@ -66,7 +66,7 @@ function fpxCheck(services: Services, now = services.clock.now()): Promise<FpxCh
 }
 
 /** The dead-letter queues an operator must look at: messages that failed every attempt. */
-export const POISON_QUEUES = ['fpx-tenant-details-poison', 'crm-deliveries-poison'];
+export const POISON_QUEUES = ['fpx-tenant-details-poison', 'crm-deliveries-poison', 'crm-events-poison'];
 
 /** Messages waiting in each poison queue (0 when the queue does not exist yet); informational, never a 503. */
 async function poisonQueueDepths(services: Services): Promise<Record<string, number | string>> {

@@ -12,6 +12,7 @@ import { registerCrmDelivery } from './crmDelivery';
 import { registerCrmEntitlements } from './crmEntitlements';
 import { registerCrmNotes } from './crmNotes';
 import { registerDataverseWebhook } from './dataverseWebhook';
+import { registerDeliverCrmEvent } from './deliverCrmEvent';
 import { registerDeliverCrmRequest } from './deliverCrmRequest';
 import { registerHealth } from './health';
 import { registerHealthDetails } from './healthDetails';
@@ -50,6 +51,7 @@ registerOpsStatus(services);
 registerOpsRetryDelivery(services);
 registerOpsRequeue(services);
 registerDataverseWebhook(services);
+registerDeliverCrmEvent(services);
 
 // Webhook answers go out before their final record is written: let those writes land before the worker stops.
 app.hook.appTerminate(() => crmDeps(services).pending.drain());

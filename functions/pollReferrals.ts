@@ -1,4 +1,5 @@
 import { app } from '@azure/functions';
+import { crmEvents } from '../lib/events';
 import { syncReferralsAndTheirTenants, TENANT_DETAILS_QUEUE } from '../lib/sync';
 import type { Services } from './services';
 
@@ -14,6 +15,7 @@ export function registerPollReferrals(services: Services): void {
         ...services,
         maxRemovedPercent: services.config.sync.maxRemovedPercent,
         queue: services.queueService.getQueueClient(TENANT_DETAILS_QUEUE),
+        recordWrites: crmEvents(services)?.recordWrites,
         log: (line) => context.log(line),
       }),
   });

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { app } from '@azure/functions';
+import { crmEvents } from '../lib/events';
 import { fanOutTenantDetails, syncTenants, TENANT_DETAILS_QUEUE } from '../lib/sync';
 import type { Services } from './services';
 
@@ -14,6 +15,7 @@ export function registerPollTenants(services: Services): void {
       const sync = await syncTenants({
         ...services,
         maxRemovedPercent: services.config.sync.maxRemovedPercent,
+        recordWrites: crmEvents(services)?.recordWrites,
         log: (line) => context.log(line),
       });
       // A listing that continues in the next run fans out once it is complete.

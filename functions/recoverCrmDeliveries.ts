@@ -1,24 +1,28 @@
 import { app } from '@azure/functions';
 import { alertPoisonQueues, crmDeps, DELIVERY_POISON_QUEUE, poisonWatch, recoverStalled } from '../lib/crm';
+import { crmEvents, EVENTS_POISON_QUEUE } from '../lib/events';
 import { TENANT_DETAILS_QUEUE } from '../lib/sync';
 import type { Services } from './services';
 
 /** The poison queues whose filling raises an operator alert (once per incident). */
-const POISON_QUEUES = [DELIVERY_POISON_QUEUE, `${TENANT_DETAILS_QUEUE}-poison`];
+const POISON_QUEUES = [DELIVERY_POISON_QUEUE, `${TENANT_DETAILS_QUEUE}-poison`, EVENTS_POISON_QUEUE];
 
 /**
  * Timer, every 5 minutes: deliveries whose attempt died before its outcome was recorded, or whose queued
  * retry lost its message, go back on the queue; a poison queue that starts filling alerts the operators.
- * Both run whatever the other does; a failure of either fails the invocation (after both).
+ * CRM events whose message was lost are queued again (lib/events sweep). Each runs whatever the others do;
+ * a failure of any fails the invocation (after all).
  */
 export function registerRecoverCrmDeliveries(services: Services): void {
   app.timer('recoverCrmDeliveries', {
     schedule: '0 */5 * * * *',
     handler: async (_timer, context) => {
       const deps = crmDeps(services);
-      const [recovered, poison] = await Promise.allSettled([
+      const [recovered, poison, events] = await Promise.allSettled([
         recoverStalled(deps, context),
         alertPoisonQueues(poisonWatch(services, POISON_QUEUES, deps.now), context),
+        // CRM events whose message was lost go out again; counts into FpxSyncState (docs/events.md).
+        crmEvents(services)?.sweep(context),
       ]);
       const queued = recovered.status === 'fulfilled' ? recovered.value : 0;
       const poisonQueues = poison.status === 'fulfilled' ? poison.value : [];
@@ -26,12 +30,13 @@ export function registerRecoverCrmDeliveries(services: Services): void {
         `queued ${queued} stalled CRM deliveries; poison queues: ${poisonQueues.map((q) => `${q.queue} ${q.depth}${q.alert ? ` (alert ${q.alert})` : ''}`).join(', ')}`,
       );
       if (recovered.status === 'rejected') throw recovered.reason;
+      if (events.status === 'rejected') throw events.reason;
       if (poison.status === 'rejected') throw poison.reason;
       const failed = poisonQueues.filter((q) => q.error);
       if (failed.length > 0) {
         throw new Error(`Poison queues: ${failed.map((q) => `${q.queue}: ${q.error}`).join('; ')}`);
       }
-      return { queued, poisonQueues };
+      return { queued, poisonQueues, events: events.value };
     },
   });
 }

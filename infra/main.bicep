@@ -65,6 +65,21 @@ param crmWebhookSecretExists bool = true
 @description('Random text azd generates on each provision ($(secretOrRandomPassword)); used only when the secret is created.')
 param crmWebhookSecretSeed string = ''
 
+@description('Whether the vault already holds crm-events-secret (set by the preprovision hook). Only false creates it.')
+param crmEventsSecretExists bool = true
+
+@secure()
+@description('Random text azd generates on each provision; used only when the events secret is created.')
+param crmEventsSecretSeed string = ''
+
+@description('The CRM\'s endpoint(s) for referral and tenant events, space separated (CRM_EVENTS_URL); empty: no events.')
+param crmEventsUrl string = ''
+
+@minValue(1)
+@maxValue(1000)
+@description('Events per second per CRM endpoint at most (CRM_EVENTS_PER_SECOND).')
+param crmEventsPerSecond int = 50
+
 @minValue(7)
 @maxValue(90)
 @description('Key Vault soft-delete retention in days. 90 for a new vault; Azure fixes it at creation, so the preprovision hook passes an existing vault\'s own value.')
@@ -171,6 +186,8 @@ module keyVault 'app/keyvault.bicep' = {
     logAnalyticsWorkspaceId: monitoring.outputs.logAnalyticsWorkspaceId
     createWebhookSecret: !crmWebhookSecretExists
     crmWebhookSecretSeed: crmWebhookSecretSeed
+    createEventsSecret: !crmEventsSecretExists
+    crmEventsSecretSeed: crmEventsSecretSeed
   }
 }
 
@@ -240,6 +257,10 @@ module api 'app/api.bicep' = {
       FPX_ORIGIN: fpxOrigin
       // A Key Vault reference, resolved by the platform with the app's identity: the value never sits here.
       CRM_WEBHOOK_SECRET: '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.webhookSecretUri})'
+      // Referral and tenant events to the CRM (docs/events.md); the secret, as the webhook's, a Key Vault reference.
+      CRM_EVENTS_URL: crmEventsUrl
+      CRM_EVENTS_SECRET: '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.eventsSecretUri})'
+      CRM_EVENTS_PER_SECOND: string(crmEventsPerSecond)
       CERT_ALERT_DAYS: '30,14,7,1'
       ALERT_EMAIL_TO: alertEmailTo
       ALERT_EMAIL_FROM: enableEmailAlerts ? email!.outputs.senderAddress : ''
@@ -273,6 +294,7 @@ output FPX_CERT_NAME string = fpxCertName
 output FPX_MAX_INSTANCES int = maximumInstanceCount
 output FPX_RATE_LIMIT_PER_MINUTE int = fpxRateLimitPerMinute
 output CRM_WEBHOOK_SECRET_NAME string = keyVault.outputs.webhookSecretName
+output CRM_EVENTS_SECRET_NAME string = keyVault.outputs.eventsSecretName
 output APPLICATIONINSIGHTS_NAME string = monitoring.outputs.applicationInsightsName
 output AZURE_LOG_ANALYTICS_WORKSPACE_ID string = monitoring.outputs.logAnalyticsWorkspaceId
 // Read by the postprovision hook, which removes the Contributor assignment older provisions gave the sender.

@@ -51,6 +51,8 @@ const CONTRACT: Record<string, ContractTrigger> = {
   opsRequeue: { type: 'httpTrigger', methods: ['POST'], route: 'ops/queues/{queue}/requeue' },
   // Dynamics 365 issue (#18): Dataverse's own webhooks.
   dataverseWebhook: { type: 'httpTrigger', methods: ['POST'], route: 'dataverse' },
+  // Issue 19: referral and tenant changes pushed to the CRM as signed events.
+  deliverCrmEvent: { type: 'queueTrigger', queueName: 'crm-events' },
 };
 
 /** The trigger as registered, in the contract's terms (unresolved `%SETTING%` references kept). */

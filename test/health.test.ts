@@ -137,6 +137,7 @@ test('details: 200 when storage and FPX are reachable', async () => {
       poisonQueues: {
         'fpx-tenant-details-poison': expect.any(Number),
         'crm-deliveries-poison': expect.any(Number),
+        'crm-events-poison': expect.any(Number),
       },
     },
   });
@@ -198,5 +199,6 @@ test("details report the poison queues' depths", async () => {
   expect((response.jsonBody as { poisonQueues: unknown }).poisonQueues).toEqual({
     'fpx-tenant-details-poison': 2,
     'crm-deliveries-poison': 0,
+    'crm-events-poison': 0,
   });
 });

@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import {
   type Arm,
   armClient,
+  EVENTS_SECRET_NAME,
   HookError,
   inspectVault,
   ipRule,
@@ -485,7 +486,8 @@ describe('FUNCTIONS_REQUEST_BODY_SIZE_LIMIT', () => {
 describe('the webhook secret in the templates', () => {
   test('is written only when the hook found none; the default never writes', () => {
     const [secret, ...others] = resourcesOfType(keyvault, 'Microsoft.KeyVault/vaults/secrets');
-    expect(others).toEqual([]);
+    // The other secret is the CRM events' one (issue 19), generated once the same way (tested below).
+    expect(others.map((o) => (o as Declared).condition)).toEqual(['createEventsSecret']);
     expect((secret as Declared).condition).toBe('createWebhookSecret');
     expect(param(keyvault, 'createWebhookSecret')).toEqual({ type: 'bool', default: undefined });
     expect(prop((secret as Declared).body, 'name')).toBe('webhookSecretName');
@@ -526,8 +528,35 @@ describe('the webhook secret in the templates', () => {
     // newGuid() appears nowhere else: no name, no other value changes from one deployment to the next.
     for (const [name, src] of allBicep) {
       const uses = src.match(/newGuid\(\)|utcNow\(/g) ?? [];
-      expect(uses.length, `${name}.bicep`).toBe(name === 'keyvault' ? 1 : 0);
+      // One per generated secret: the webhook's and the events' (issue 19).
+      expect(uses.length, `${name}.bicep`).toBe(name === 'keyvault' ? 2 : 0);
     }
+  });
+
+  test('the CRM events secret (issue 19): generated once the same way, a Key Vault reference in the app', () => {
+    const events = resourcesOfType(keyvault, 'Microsoft.KeyVault/vaults/secrets')[1] as Declared;
+    expect(events.condition).toBe('createEventsSecret');
+    expect(prop(events.body, 'name')).toBe('eventsSecretName');
+    expect(variable(keyvault, 'eventsSecretName')).toBe(`'${EVENTS_SECRET_NAME}'`);
+    expect(prop(events.body, 'properties.value')).toBe('newEventsSecretValue');
+    expect(variable(keyvault, 'newEventsSecretValue')).toBe(
+      "'whsec_${base64(take('${replace(crmEventsSecretEntropy, '-', '')}${crmEventsSecretSeed}', 64))}'",
+    );
+    expect(param(keyvault, 'crmEventsSecretEntropy')).toEqual({ type: 'string', default: 'newGuid()' });
+    expect(prop(module(main, 'keyVault').body, 'params.createEventsSecret')).toBe('!crmEventsSecretExists');
+    expect(param(main, 'crmEventsSecretExists')).toEqual({ type: 'bool', default: 'true' });
+    expect(parameters.crmEventsSecretExists?.value).toBe('${CRM_EVENTS_SECRET_EXISTS=true}');
+    expect(parameters.crmEventsSecretSeed?.value).toBe('$(secretOrRandomPassword)');
+    expect(/^output eventsSecretUri string = (.+)$/m.exec(keyvault)?.[1]).toBe(
+      "'${vault.properties.vaultUri}secrets/${eventsSecretName}/'",
+    );
+    const settings = (name: string) => prop(module(main, 'api').body, `params.appSettings.${name}`);
+    expect(settings('CRM_EVENTS_SECRET')).toBe(
+      "'@Microsoft.KeyVault(SecretUri=${keyVault.outputs.eventsSecretUri})'",
+    );
+    expect(settings('CRM_EVENTS_URL')).toBe('crmEventsUrl');
+    expect(settings('CRM_EVENTS_PER_SECOND')).toBe('string(crmEventsPerSecond)');
+    expect(parameters.crmEventsUrl?.value).toBe('${CRM_EVENTS_URL}');
   });
 
   test('lives in the vault the template names from the environment', () => {
@@ -656,6 +685,7 @@ describe('the preprovision hook', () => {
     });
     expect(await run()).toEqual({
       CRM_WEBHOOK_SECRET_EXISTS: 'true',
+      CRM_EVENTS_SECRET_EXISTS: 'false',
       KEY_VAULT_SOFT_DELETE_RETENTION_DAYS: '7',
       NETWORK_ALLOWED_IP_ADDRESSES: '',
     });
@@ -663,6 +693,7 @@ describe('the preprovision hook', () => {
     expect(fake.requests.map((r) => r.path.split('?')[0])).toEqual([
       VAULTS,
       `${VAULTS}/kv-abc123/secrets/${WEBHOOK_SECRET_NAME}`,
+      `${VAULTS}/kv-abc123/secrets/${EVENTS_SECRET_NAME}`,
     ]);
   });
 
@@ -815,6 +846,7 @@ describe('the preprovision hook', () => {
       vaultName: 'kv-abc123',
       vaultExists: true,
       secretExists: false,
+      eventsSecretExists: false,
       softDeleteRetentionInDays: 90,
     });
   });

@@ -39,7 +39,21 @@ param crmWebhookSecretSeed string = ''
 @description('Leave unset: a new GUID per deployment, the other half of a new secret\'s randomness.')
 param crmWebhookSecretEntropy string = newGuid()
 
+@description('True only when the vault has no crm-events-secret yet (decided by the preprovision hook, as for the webhook secret).')
+param createEventsSecret bool = false
+
+@secure()
+@description('Random text from azd, as crmWebhookSecretSeed: half of a new events secret\'s randomness.')
+param crmEventsSecretSeed string = ''
+
+@secure()
+@description('Leave unset: a new GUID per deployment, the other half of a new events secret\'s randomness.')
+param crmEventsSecretEntropy string = newGuid()
+
 var webhookSecretName = 'crm-webhook-secret'
+// The secret CRM events are signed with (CRM_EVENTS_SECRET), made the same way and also only once.
+var eventsSecretName = 'crm-events-secret'
+var newEventsSecretValue = 'whsec_${base64(take('${replace(crmEventsSecretEntropy, '-', '')}${crmEventsSecretSeed}', 64))}'
 // Standard Webhooks wants "whsec_" + base64 of 24 to 64 bytes: 32 random hex digits and azd's random text.
 var newWebhookSecretValue = 'whsec_${base64(take('${replace(crmWebhookSecretEntropy, '-', '')}${crmWebhookSecretSeed}', 64))}'
 
@@ -76,6 +90,15 @@ resource webhookSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if (crea
   }
 }
 
+resource eventsSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if (createEventsSecret) {
+  parent: vault
+  name: eventsSecretName
+  properties: {
+    value: newEventsSecretValue
+    contentType: 'Standard Webhooks secret(s) whsec_… CRM events are signed with, space separated during rotation'
+  }
+}
+
 // Every data-plane access (who read or changed which secret or certificate, from where, with what outcome)
 // into the workspace behind Application Insights: table AzureDiagnostics, Category == "AuditEvent".
 resource vaultDiagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = {
@@ -93,3 +116,5 @@ output webhookSecretName string = webhookSecretName
 // Without a version: the app follows the latest version of the secret. Built from the name, not from the
 // secret resource, which is only part of the deployment that creates the secret.
 output webhookSecretUri string = '${vault.properties.vaultUri}secrets/${webhookSecretName}/'
+output eventsSecretName string = eventsSecretName
+output eventsSecretUri string = '${vault.properties.vaultUri}secrets/${eventsSecretName}/'

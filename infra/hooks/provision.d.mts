@@ -1,5 +1,6 @@
 // Types of provision.mjs (plain JavaScript so that azd can run it before `npm install`), for test/infra.test.ts.
 export const WEBHOOK_SECRET_NAME: string;
+export const EVENTS_SECRET_NAME: string;
 export const NEW_VAULT_RETENTION_DAYS: number;
 
 export class HookError extends Error {}
@@ -27,6 +28,7 @@ export interface VaultState {
   vaultName: string | undefined;
   vaultExists: boolean;
   secretExists: boolean;
+  eventsSecretExists: boolean;
   softDeleteRetentionInDays: number;
 }
 

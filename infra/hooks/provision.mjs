@@ -9,6 +9,7 @@
 //                                 again, from any machine or a fresh azd environment, never replaces it. Only
 //                                 the secret's metadata is read, never its value. Anything unexpected stops
 //                                 provisioning instead of guessing "absent".
+//   CRM_EVENTS_SECRET_EXISTS      the same for crm-events-secret, the secret CRM events are signed with.
 //   KEY_VAULT_SOFT_DELETE_RETENTION_DAYS  90 for a new vault; an existing vault's own value otherwise (Azure
 //                                 refuses to change it after creation).
 //   NETWORK_ALLOWED_IP_ADDRESSES  with RESTRICT_NETWORK=true: ALLOWED_IP_ADDRESSES, or else this machine's
@@ -22,6 +23,7 @@ import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const WEBHOOK_SECRET_NAME = 'crm-webhook-secret';
+export const EVENTS_SECRET_NAME = 'crm-events-secret';
 export const NEW_VAULT_RETENTION_DAYS = 90;
 const KEY_VAULT_API = '2023-07-01';
 const AUTHORIZATION_API = '2022-04-01';
@@ -98,14 +100,18 @@ export async function inspectVault(arm, { subscriptionId, environmentName, locat
   }
   if (live.length === 1) {
     const vault = live[0];
-    const secret = await arm.get(`${vault.id}/secrets/${WEBHOOK_SECRET_NAME}?api-version=${KEY_VAULT_API}`);
-    if (secret.status !== 200 && secret.status !== 404) {
-      throw armError(`GET ${vault.name}/secrets/${WEBHOOK_SECRET_NAME}`, secret.status, secret.body);
-    }
+    const exists = async (name) => {
+      const secret = await arm.get(`${vault.id}/secrets/${name}?api-version=${KEY_VAULT_API}`);
+      if (secret.status !== 200 && secret.status !== 404) {
+        throw armError(`GET ${vault.name}/secrets/${name}`, secret.status, secret.body);
+      }
+      return secret.status === 200;
+    };
     return {
       vaultName: vault.name,
       vaultExists: true,
-      secretExists: secret.status === 200,
+      secretExists: await exists(WEBHOOK_SECRET_NAME),
+      eventsSecretExists: await exists(EVENTS_SECRET_NAME),
       softDeleteRetentionInDays: vault.properties?.softDeleteRetentionInDays ?? NEW_VAULT_RETENTION_DAYS,
     };
   }
@@ -134,6 +140,7 @@ export async function inspectVault(arm, { subscriptionId, environmentName, locat
     vaultName: undefined,
     vaultExists: false,
     secretExists: false,
+    eventsSecretExists: false,
     softDeleteRetentionInDays: NEW_VAULT_RETENTION_DAYS,
   };
 }
@@ -213,6 +220,7 @@ export async function preprovision(env, { arm, lookupIp = lookupPublicIp, setEnv
 
   const values = {
     CRM_WEBHOOK_SECRET_EXISTS: String(vault.secretExists),
+    CRM_EVENTS_SECRET_EXISTS: String(vault.eventsSecretExists),
     KEY_VAULT_SOFT_DELETE_RETENTION_DAYS: String(vault.softDeleteRetentionInDays),
     NETWORK_ALLOWED_IP_ADDRESSES: allowedIps.join(','),
   };
@@ -220,8 +228,8 @@ export async function preprovision(env, { arm, lookupIp = lookupPublicIp, setEnv
 
   log(
     vault.vaultExists
-      ? `Key Vault ${vault.vaultName}: ${WEBHOOK_SECRET_NAME} ${vault.secretExists ? 'exists and is kept as it is' : 'is missing and will be generated'}; soft-delete retention ${vault.softDeleteRetentionInDays} days.`
-      : `No Key Vault yet: it is created with ${WEBHOOK_SECRET_NAME} generated once.`,
+      ? `Key Vault ${vault.vaultName}: ${WEBHOOK_SECRET_NAME} ${vault.secretExists ? 'exists and is kept as it is' : 'is missing and will be generated'}, ${EVENTS_SECRET_NAME} ${vault.eventsSecretExists ? 'exists' : 'will be generated'}; soft-delete retention ${vault.softDeleteRetentionInDays} days.`
+      : `No Key Vault yet: it is created with ${WEBHOOK_SECRET_NAME} and ${EVENTS_SECRET_NAME} generated once.`,
   );
   log(
     restrictNetwork

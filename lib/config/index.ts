@@ -127,6 +127,30 @@ const webhookSecrets = optionalText.transform((v, ctx) => {
   return secrets;
 });
 
+// CRM event endpoints: space separated https URLs (http only to this machine, for the local receiver).
+const eventUrls = optionalText.transform((v, ctx) => {
+  const urls = (v ?? '').split(/\s+/).filter(Boolean);
+  for (const url of urls) {
+    let parsed: URL | undefined;
+    try {
+      parsed = new URL(url);
+    } catch {
+      parsed = undefined;
+    }
+    const local =
+      parsed?.protocol === 'http:' && ['127.0.0.1', 'localhost', '[::1]'].includes(parsed.hostname);
+    if (!parsed || !(parsed.protocol === 'https:' || local) || parsed.username || parsed.password) {
+      ctx.addIssue({
+        code: 'custom',
+        message:
+          'space separated https URLs (http only for 127.0.0.1 or localhost), without user or password',
+      });
+      return z.NEVER;
+    }
+  }
+  return [...new Set(urls)];
+});
+
 const alertDays = optionalText.transform((v, ctx) => {
   const days = (v ?? '30,14,7,1').split(',').map((s) => s.trim());
   if (days.some((d) => !/^\d+$/.test(d) || Number(d) < 1)) {
@@ -202,6 +226,9 @@ const settingsSchema = z.object({
   CRM_WEBHOOK_SECRET: webhookSecrets,
   CRM_DELIVERY_MAX_ATTEMPTS: positiveInt(8, 100),
   CRM_DELIVERY_BACKOFF_SECONDS: positiveInt(30, 3600),
+  CRM_EVENTS_URL: eventUrls,
+  CRM_EVENTS_SECRET: webhookSecrets,
+  CRM_EVENTS_PER_SECOND: positiveInt(50, 1000),
   CERT_ALERT_DAYS: alertDays,
   ALERT_EMAIL_TO: emailList,
   ALERT_EMAIL_FROM: optionalText.pipe(email.optional()),
@@ -304,6 +331,11 @@ export interface Config {
      */
     functionKeyChecked: boolean;
   };
+  /**
+   * Referral and tenant changes pushed to the CRM (docs/events.md); no `urls`: no events. `secrets` is empty
+   * only when CRM_EVENTS_SECRET is an unresolved Key Vault reference (events are recorded, not sent).
+   */
+  events: { urls: string[]; secrets: string[]; perSecond: number };
 }
 
 function certificateSettings(s: Settings): CertificateSettings {
@@ -407,6 +439,17 @@ function parseSettings(env: Record<string, string | undefined>, unresolved: stri
       'to be unset when ACS_EMAIL_ENDPOINT is set (use one of them)',
     );
   }
+  if (
+    s.CRM_EVENTS_URL.length > 0 &&
+    s.CRM_EVENTS_SECRET.length === 0 &&
+    !unresolved.includes('CRM_EVENTS_SECRET')
+  ) {
+    throw new ConfigError(
+      'CRM_EVENTS_SECRET',
+      'a Standard Webhooks secret "whsec_<base64 of at least 16 bytes>" to sign events with, since CRM_EVENTS_URL is set',
+      true,
+    );
+  }
   const alertsUnresolved = unresolved.filter((name) => ALERT_SETTINGS.includes(name));
   return {
     storage: storageSettings(env),
@@ -450,5 +493,6 @@ function parseSettings(env: Record<string, string | undefined>, unresolved: stri
       identityClientId: s.AZURE_CLIENT_ID,
       functionKeyChecked: Boolean(env.WEBSITE_INSTANCE_ID?.trim()),
     },
+    events: { urls: s.CRM_EVENTS_URL, secrets: s.CRM_EVENTS_SECRET, perSecond: s.CRM_EVENTS_PER_SECOND },
   };
 }

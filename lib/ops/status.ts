@@ -2,6 +2,7 @@ import { odata, type TableClient } from '@azure/data-tables';
 import type { QueueClient } from '@azure/storage-queue';
 import { CERT_ALERTS_TABLE, type CertificateSource, daysLeft, isExpired } from '../cert';
 import { type CrmDeps, DELIVERY_POISON_QUEUE, DELIVERY_QUEUE } from '../crm';
+import { EVENTS_POISON_QUEUE, EVENTS_QUEUE } from '../events';
 import type { FpxClient } from '../fpx';
 import { safeErrorMessage } from '../redact';
 import { getEntityOrUndefined, isNotFound, listEntitiesOrNone, queueDepth } from '../storage';
@@ -41,6 +42,9 @@ export const QUEUES: readonly { name: string; requeueTo?: string }[] = [
   { name: `${TENANT_DETAILS_QUEUE}-poison`, requeueTo: TENANT_DETAILS_QUEUE },
   { name: DELIVERY_QUEUE },
   { name: DELIVERY_POISON_QUEUE, requeueTo: DELIVERY_QUEUE },
+  // CRM events: a parked event is a record of a give-up (its outbox state says `failed`), not a message to replay.
+  { name: EVENTS_QUEUE },
+  { name: EVENTS_POISON_QUEUE },
 ];
 
 /** A delivery queued (or being attempted) longer than this since the webhook is listed with a Retry button. */
@@ -188,6 +192,10 @@ function listingStatus(found: Record<string, unknown> | undefined, now: number):
       itemsBefore: num(row.resumeItems),
       listingStartedAt: text(row.resumeListingStartedAt),
     };
+  }
+  if (text(row.eventsCountedAt)) {
+    const [sent, pending, failed] = [num(row.eventsSent), num(row.eventsPending), num(row.eventsFailed)];
+    facts.events = { sent, pending, failed, at: text(row.eventsCountedAt) };
   }
   return facts;
 }

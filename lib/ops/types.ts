@@ -39,6 +39,8 @@ export interface StreamStatus
   };
   /** A listing too long for one invocation goes on in the next: where it stands. */
   continuing?: { nextPage: number; parts: number; itemsBefore: number; listingStartedAt: string };
+  /** Referrals and tenants with CRM_EVENTS_URL set: the CRM events in the outbox (lib/events' sweep counts them). */
+  events?: { sent: number; pending: number; failed: number; at: string };
   /** Per-tenant details only. */
   tenants?: { enqueued: number; done: number; succeeded: number; failed: number };
   /** Newest first, at most 20, from FpxSyncRuns. */

@@ -122,6 +122,12 @@ export function renderOps(status: OpsStatus, links: OpsLinks, now: number): stri
         (s.state === 'running' ? '' : `, ${t.succeeded} succeeded, ${t.failed} failed`) +
         '</p>';
     }
+    if (s.events) {
+      const e = s.events;
+      progress +=
+        `<p class="progress">CRM events: ${figure(k('events.sent'), e.sent)} sent, ` +
+        `${figure(k('events.pending'), e.pending)} pending, ${figure(k('events.failed'), e.failed)} failed, as of ${when(e.at)}</p>`;
+    }
     const continuing = s.continuing
       ? `<p class="muted">A long listing: part ${s.continuing.parts} ended, the next goes on at page ${s.continuing.nextPage} (${s.continuing.itemsBefore} items so far, listing started ${when(s.continuing.listingStartedAt)}).</p>`
       : '';

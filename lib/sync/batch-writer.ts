@@ -26,6 +26,8 @@ export class BatchWriter {
     private readonly table: TableClient,
     private readonly partitionKey: string,
     private readonly maxInFlight: number,
+    /** Awaited before each transaction is submitted, inside its slot (the CRM events' outbox write). */
+    private readonly beforeSubmit?: (actions: TransactionAction[]) => Promise<void>,
   ) {}
 
   async add(action: TransactionAction): Promise<void> {
@@ -51,7 +53,11 @@ export class BatchWriter {
     this.pending = [];
     this.pendingBytes = 0;
     this.largestTransaction = Math.max(this.largestTransaction, actions.length);
-    const submitted = this.table.submitTransaction(actions).then(
+    const before = this.beforeSubmit;
+    const submit = before
+      ? before(actions).then(() => this.table.submitTransaction(actions))
+      : this.table.submitTransaction(actions);
+    const submitted = submit.then(
       () => {
         this.transactions++;
         this.entities += actions.length;

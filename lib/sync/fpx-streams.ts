@@ -12,7 +12,7 @@ import {
   writeCheckpoint,
 } from './listing-checkpoint';
 import { recordRunProgress, SYNC_RUNS_TABLE, type SyncResult } from './sync-state';
-import { syncStream } from './sync-stream';
+import { type RowWrite, syncStream } from './sync-stream';
 
 /** The contract's table names (docs/contract.md, "Tables"). */
 export const TABLES = {
@@ -41,6 +41,8 @@ export interface StreamDeps {
   listingTimeBudgetMs?: number;
   /** Told every 10 pages how far a listing got (the operations page shows it). */
   onProgress?: (stream: string, progress: { pages: number; items: number; expectedCount?: number }) => void;
+  /** The CRM events' outbox (lib/events): told of each batch of referral or tenant row writes before it is written. */
+  recordWrites?: (partitionKey: string, writes: RowWrite[]) => Promise<void>;
 }
 
 const LISTING_TIME_BUDGET_MS = 8 * 60_000;
@@ -63,6 +65,7 @@ async function syncListing<T extends object>(
   },
 ): Promise<SyncResult> {
   const state = deps.table(TABLES.syncState);
+  const recordWrites = deps.recordWrites;
   const checkpoints = deps.table(CHECKPOINTS_TABLE);
   await ensureTableOnce(state);
   const clock = timeOf(deps);
@@ -101,6 +104,7 @@ async function syncListing<T extends object>(
     })(),
     apiCalls: () => calls,
     onWritten: spec.onWritten,
+    beforeWrite: recordWrites ? (writes) => recordWrites(spec.partitionKey, writes) : undefined,
     shouldStop: () => more && clock().getTime() >= stopAt,
     seenBefore,
     itemsBefore: checkpoint?.itemsBefore,

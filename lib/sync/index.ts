@@ -41,7 +41,7 @@ export {
   type SyncStateRow,
   type SyncStatus,
 } from './sync-state';
-export { SyncItemError, type SyncStreamOptions, syncStream } from './sync-stream';
+export { type RowWrite, SyncItemError, type SyncStreamOptions, syncStream } from './sync-stream';
 export { tableKeyProblem } from './table-key';
 export {
   type DetailsDeps,

@@ -6,12 +6,14 @@ export interface KnownRow {
   contentHash: string;
   firstSeenAt: string;
   removed: boolean;
+  /** The row's `lastChangedAt`: the version a CRM event of its next change follows. */
+  lastChangedAt?: string;
   /** Set once the current listing has delivered this row. */
   seen: boolean;
 }
 
 /** The columns the diff needs; everything else stays in the table. */
-const INDEX_COLUMNS = ['rowKey', 'contentHash', 'removedAt', 'firstSeenAt'];
+const INDEX_COLUMNS = ['rowKey', 'contentHash', 'removedAt', 'firstSeenAt', 'lastChangedAt'];
 
 /** Reads the partition the listing covers, only the index columns, into a map by RowKey. */
 export async function readPartitionIndex(
@@ -28,6 +30,7 @@ export async function readPartitionIndex(
       contentHash: typeof entity.contentHash === 'string' ? entity.contentHash : '',
       firstSeenAt: typeof entity.firstSeenAt === 'string' ? entity.firstSeenAt : '',
       removed: isRemoved({ removedAt: entity.removedAt }),
+      lastChangedAt: typeof entity.lastChangedAt === 'string' ? entity.lastChangedAt : '',
       seen: false,
     });
   }

@@ -1,12 +1,12 @@
 import { performance } from 'node:perf_hooks';
-import type { TableClient } from '@azure/data-tables';
+import type { TableClient, TransactionAction } from '@azure/data-tables';
 import { safeErrorMessage } from '../redact';
 import { ensureTableOnce } from '../storage';
 import { BatchWriter } from './batch-writer';
 import { contentHash } from './hash';
 import { type KnownRow, readPartitionIndex } from './partition-index';
 import { countTableRequests, type TableRequestCounts, withTableRequestCounts } from './request-counter';
-import { toRow } from './row';
+import { type SyncRow, toRow } from './row';
 import {
   RECORDED_COUNTS,
   type RecordedCounts,
@@ -46,6 +46,11 @@ export interface SyncStreamOptions<T extends object> {
   /** Told of each item written because it is new, changed or restored (e.g. to act on new referrals). */
   onWritten?: (item: T, change: 'created' | 'changed') => void;
   /**
+   * Told of each transaction's row writes before it is submitted, and awaited (the CRM events' outbox,
+   * lib/events): what it records is durable before the rows it describes are written. A failure fails the run.
+   */
+  beforeWrite?: (writes: RowWrite[]) => Promise<void>;
+  /**
    * A listing too long for one invocation: asked between pages; once it says so, the run stops reading and
    * ends `partial` (nothing marked removed), with the keys it saw, for the next part.
    */
@@ -64,6 +69,17 @@ export interface SyncStreamOptions<T extends object> {
   maxInFlight?: number;
   /** A progress line every so many pages. Default 10. */
   progressEveryPages?: number;
+}
+
+/** One row write, as `beforeWrite` hears of it. */
+export interface RowWrite {
+  rowKey: string;
+  change: 'created' | 'changed' | 'removed';
+  /** The row before the write (a new row has none). */
+  previous?: { contentHash: string; lastChangedAt: string; removed: boolean };
+  /** The whole row written; of a removal only the columns merged (`removedAt`, `lastChangedAt`). */
+  row: SyncRow;
+  contentHash: string;
 }
 
 /** An item the engine refuses; fails the run before anything is marked removed. */
@@ -103,7 +119,25 @@ async function runSync<T extends object>(options: SyncStreamOptions<T>, requests
   const progressEvery = Math.max(1, options.progressEveryPages ?? 10);
   const startedAt = performance.now();
   const apiCallsAtStart = options.apiCalls?.() ?? 0;
-  const writer = new BatchWriter(rows, partitionKey, Math.max(1, options.maxInFlight ?? 4));
+  // Writes waiting for `beforeWrite`, by RowKey: handed over with the transaction that carries them.
+  const writes = new Map<string, RowWrite>();
+  const beforeWrite = options.beforeWrite;
+  const beforeSubmit = beforeWrite
+    ? (actions: TransactionAction[]) => {
+        const batch: RowWrite[] = [];
+        for (const action of actions) {
+          const write = writes.get(action[1].rowKey);
+          writes.delete(action[1].rowKey);
+          if (write) batch.push(write);
+        }
+        return beforeWrite(batch);
+      }
+    : undefined;
+  const writer = new BatchWriter(rows, partitionKey, Math.max(1, options.maxInFlight ?? 4), beforeSubmit);
+  const previousOf = (row: KnownRow | undefined) =>
+    row
+      ? { contentHash: row.contentHash, lastChangedAt: row.lastChangedAt ?? '', removed: row.removed }
+      : undefined;
   const counts = {
     seen: 0,
     created: 0,
@@ -187,8 +221,17 @@ async function runSync<T extends object>(options: SyncStreamOptions<T>, requests
       if (row.removed) counts.restored++;
     }
     options.onWritten?.(item, row ? 'changed' : 'created');
+    if (beforeWrite) {
+      writes.set(rowKey, {
+        rowKey,
+        change: row ? 'changed' : 'created',
+        previous: previousOf(row),
+        row: entity,
+        contentHash: hash,
+      });
+    }
     // Only the flag and the hash are kept: the row's data leaves memory with its transaction.
-    known.set(rowKey, { contentHash: hash, firstSeenAt, removed: false, seen: true });
+    known.set(rowKey, { contentHash: hash, firstSeenAt, removed: false, seen: true, lastChangedAt: now });
     await writer.add(['upsert', entity, 'Replace']);
   };
 
@@ -234,14 +277,24 @@ async function runSync<T extends object>(options: SyncStreamOptions<T>, requests
       ([key, row]) => !row.seen && !row.removed && !options.seenBefore?.has(key),
     );
     removalsSkipped = removalGuard(options, known, gone.length, (options.itemsBefore ?? 0) + itemCount);
-    for (const [rowKey] of gone) {
+    for (const [rowKey, row] of gone) {
       if (removalsSkipped) {
         counts.removalsWithheld++;
         continue;
       }
       const now = timestamp();
       counts.removed++;
-      await writer.add(['update', { partitionKey, rowKey, removedAt: now, lastChangedAt: now }, 'Merge']);
+      const merged = { partitionKey, rowKey, removedAt: now, lastChangedAt: now };
+      if (beforeWrite) {
+        writes.set(rowKey, {
+          rowKey,
+          change: 'removed',
+          previous: previousOf(row),
+          row: merged,
+          contentHash: row.contentHash,
+        });
+      }
+      await writer.add(['update', merged, 'Merge']);
     }
     await writer.drain();
   } catch (error) {

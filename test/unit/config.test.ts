@@ -59,6 +59,7 @@ describe('loadConfig', () => {
         identityClientId: undefined,
         functionKeyChecked: false,
       },
+      events: { urls: [], secrets: [], perSecond: 50 },
     });
   });
 
@@ -214,5 +215,58 @@ describe('unresolved Key Vault references', () => {
     expect(error.message).toMatch(
       new RegExp(`^Setting ${setting} is an unresolved Key Vault reference: expected `),
     );
+  });
+});
+
+describe('CRM events settings', () => {
+  const secret = `whsec_${Buffer.alloc(24, 7).toString('base64')}`;
+
+  test('URLs space separated, with the secret and the pace', () => {
+    const config = loadConfig({
+      ...minimal,
+      CRM_EVENTS_URL: 'https://crm.example.com/events  http://127.0.0.1:7072/events',
+      CRM_EVENTS_SECRET: secret,
+      CRM_EVENTS_PER_SECOND: '20',
+    });
+    expect(config.events).toEqual({
+      urls: ['https://crm.example.com/events', 'http://127.0.0.1:7072/events'],
+      secrets: [secret],
+      perSecond: 20,
+    });
+  });
+
+  test('the secret is required with a URL; bad values are named, the secret never echoed', () => {
+    expect(() => loadConfig({ ...minimal, CRM_EVENTS_URL: 'https://crm.example.com/events' })).toThrow(
+      /Setting CRM_EVENTS_SECRET is missing/,
+    );
+    expect(() =>
+      loadConfig({ ...minimal, CRM_EVENTS_URL: 'http://crm.example.com/events', CRM_EVENTS_SECRET: secret }),
+    ).toThrow(/Setting CRM_EVENTS_URL is invalid/);
+    expect(() => loadConfig({ ...minimal, CRM_EVENTS_PER_SECOND: '0' })).toThrow(/CRM_EVENTS_PER_SECOND/);
+    let message = '';
+    try {
+      loadConfig({
+        ...minimal,
+        CRM_EVENTS_URL: 'https://crm.example.com/e',
+        CRM_EVENTS_SECRET: 'whsec_short hunter2-topsecret',
+      });
+    } catch (error) {
+      message = (error as Error).message;
+    }
+    expect(message).toMatch(/CRM_EVENTS_SECRET is invalid/);
+    expect(message).not.toContain('hunter2');
+  });
+
+  test('an unresolved Key Vault reference does not stop start-up: events are recorded, not signed', () => {
+    const config = loadConfig(
+      {
+        ...minimal,
+        CRM_EVENTS_URL: 'https://crm.example.com/events',
+        CRM_EVENTS_SECRET:
+          '@Microsoft.KeyVault(SecretUri=https://kv-fpx.vault.azure.net/secrets/crm-events-secret/)',
+      },
+      { log: () => undefined },
+    );
+    expect(config.events).toEqual({ urls: ['https://crm.example.com/events'], secrets: [], perSecond: 50 });
   });
 });
