@@ -220,8 +220,10 @@ export class HostRuntime {
   /** Stops timers and polling, waits (bounded) for invocations, runs appTerminate hooks. */
   async stop(timeoutMs: number): Promise<void> {
     for (const timer of this.timers.values()) timer.stop();
+    // One grace period for everything in flight, not one for the queue messages and then another.
+    const deadline = Date.now() + timeoutMs;
     await Promise.all(this.queueListeners.map((l) => l.stop(timeoutMs)));
-    const still = await this.invoker.drain(timeoutMs);
+    const still = await this.invoker.drain(Math.max(0, deadline - Date.now()));
     if (still > 0)
       hostLine(this.options.logger, 'warning', `Stopped with ${still} invocation(s) still running`);
     const app = this.app;

@@ -7,17 +7,7 @@ import { type DataverseDeps, LookupCache } from './handler';
 import { ContactLinks, LINKS_TABLE } from './links';
 import { DataverseWebApi } from './web-api';
 
-export {
-  type Attributes,
-  entityReference,
-  eventFingerprint,
-  eventId,
-  eventTime,
-  parseContext,
-  parseDataverseDate,
-  type RemoteExecutionContext,
-  targetAttributes,
-} from './context';
+export * from './context';
 export {
   type DataverseDeps,
   type DataverseSettings,
