@@ -183,6 +183,36 @@ const settingsSchema = z.object({
   CERT_CHECK_SCHEDULE: ncrontab(SCHEDULE_DEFAULTS.CERT_CHECK_SCHEDULE),
   REFERENCE_DATA_SCHEDULE: ncrontab(SCHEDULE_DEFAULTS.REFERENCE_DATA_SCHEDULE),
   AZURE_CLIENT_ID: optionalText,
+  // Telemetry (lib/telemetry/setup.ts): Application Insights through the Azure Monitor distro, or OTLP/HTTP.
+  APPLICATIONINSIGHTS_CONNECTION_STRING: optionalText.pipe(
+    z
+      .string()
+      .regex(
+        /(^|;)\s*InstrumentationKey=[^;]+/i,
+        'an Application Insights connection string "InstrumentationKey=…;IngestionEndpoint=…"',
+      )
+      .optional(),
+  ),
+  APPLICATIONINSIGHTS_AUTHENTICATION_STRING: optionalText.pipe(
+    z
+      .string()
+      .regex(
+        /(^|;)\s*Authorization=AAD\s*(;|$)/i,
+        '"Authorization=AAD" with an optional "ClientId=<client id>;"',
+      )
+      .optional(),
+  ),
+  OTEL_EXPORTER_OTLP_ENDPOINT: optionalText.pipe(
+    z
+      .url({
+        protocol: /^https?$/,
+        error: 'an http(s) URL of an OTLP/HTTP receiver, e.g. http://127.0.0.1:4318',
+      })
+      .optional(),
+  ),
+  // Checked only with OTEL_EXPORTER_OTLP_ENDPOINT set (telemetrySettings): unused, any value is harmless.
+  OTEL_EXPORTER_OTLP_PROTOCOL: optionalText,
+  OTEL_METRIC_EXPORT_INTERVAL: positiveInt(60_000, 3_600_000),
 });
 
 type Settings = z.infer<typeof settingsSchema>;
@@ -233,6 +263,46 @@ export interface Config {
   schedules: { pollReferrals: string; pollTenants: string; certCheck: string; referenceData: string };
   /** A sync run marking more than this share of a table's rows removed marks none (100: no limit). */
   sync: { maxRemovedPercent: number };
+  telemetry: TelemetrySettings;
+}
+
+/**
+ * Where spans and metrics go: Application Insights (the connection string wins when both are set), an OTLP/HTTP
+ * receiver, or nowhere (then no SDK is loaded and telemetry costs nothing).
+ */
+export type TelemetrySettings =
+  | { exporter: 'none' }
+  | {
+      exporter: 'azureMonitor';
+      connectionString: string;
+      /** APPLICATIONINSIGHTS_AUTHENTICATION_STRING says Authorization=AAD: send as this managed identity. */
+      entraId?: { clientId?: string };
+      metricIntervalMs: number;
+    }
+  | { exporter: 'otlp'; endpoint: string; metricIntervalMs: number };
+
+function telemetrySettings(s: Settings): TelemetrySettings {
+  const metricIntervalMs = s.OTEL_METRIC_EXPORT_INTERVAL;
+  if (s.APPLICATIONINSIGHTS_CONNECTION_STRING) {
+    const auth = s.APPLICATIONINSIGHTS_AUTHENTICATION_STRING;
+    const clientId = auth ? /(?:^|;)\s*ClientId=([^;]+)/i.exec(auth)?.[1]?.trim() : undefined;
+    return {
+      exporter: 'azureMonitor',
+      connectionString: s.APPLICATIONINSIGHTS_CONNECTION_STRING,
+      ...(auth ? { entraId: clientId ? { clientId } : {} } : {}),
+      metricIntervalMs,
+    };
+  }
+  if (s.OTEL_EXPORTER_OTLP_ENDPOINT) {
+    if (s.OTEL_EXPORTER_OTLP_PROTOCOL && s.OTEL_EXPORTER_OTLP_PROTOCOL !== 'http/json') {
+      throw new ConfigError(
+        'OTEL_EXPORTER_OTLP_PROTOCOL',
+        '"http/json" or unset (the only OTLP protocol the app ships an exporter for)',
+      );
+    }
+    return { exporter: 'otlp', endpoint: s.OTEL_EXPORTER_OTLP_ENDPOINT, metricIntervalMs };
+  }
+  return { exporter: 'none' };
 }
 
 function certificateSettings(s: Settings): CertificateSettings {
@@ -370,5 +440,6 @@ function parseSettings(env: Record<string, string | undefined>, unresolved: stri
       referenceData: s.REFERENCE_DATA_SCHEDULE,
     },
     sync: { maxRemovedPercent: s.SYNC_MAX_REMOVED_PERCENT },
+    telemetry: telemetrySettings(s),
   };
 }

@@ -49,6 +49,7 @@ describe('loadConfig', () => {
         referenceData: '0 0 2 * * *',
       },
       sync: { maxRemovedPercent: 20 },
+      telemetry: { exporter: 'none' },
     });
   });
 
