@@ -21,8 +21,9 @@ import {
 
 export const INSTRUMENTATION_NAME = 'fpx-crm-connector';
 
-// Spans: the API's tracer is a proxy that follows a provider registered later, so it may be taken at load.
-const tracer = trace.getTracer(INSTRUMENTATION_NAME);
+// Taken at each use, not once at load: a tracer follows a provider registered later, but not one registered
+// after `trace.disable()`, which the Azure Monitor distro calls before registering its own.
+const tracer = () => trace.getTracer(INSTRUMENTATION_NAME);
 
 // Sampled values the observable gauges report at each export: the last one known in this process.
 const queueDepths = new Map<string, number>();
@@ -153,7 +154,7 @@ export class FpxAttemptSpan {
     waitedMs: number,
   ) {
     this.template = pathTemplate(endpoint);
-    this.span = tracer.startSpan(`FPX ${method} ${this.template}`, {
+    this.span = tracer().startSpan(`FPX ${method} ${this.template}`, {
       kind: SpanKind.CLIENT,
       attributes: {
         'http.request.method': method,
@@ -208,7 +209,7 @@ export async function inSpan<T>(
   work: (span: Span) => Promise<T>,
   parent: Context = context.active(),
 ): Promise<T> {
-  return tracer.startActiveSpan(name, { attributes }, parent, async (span) => {
+  return tracer().startActiveSpan(name, { attributes }, parent, async (span) => {
     try {
       return await work(span);
     } catch (error) {

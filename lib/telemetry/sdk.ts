@@ -6,7 +6,7 @@
 
 import { AzureFunctionsInstrumentationESM } from '@azure/functions-opentelemetry-instrumentation';
 import { shutdownAzureMonitor, useAzureMonitor } from '@azure/monitor-opentelemetry';
-import { diag, metrics, trace } from '@opentelemetry/api';
+import { diag, metrics, type ProxyTracerProvider, trace } from '@opentelemetry/api';
 import { logs } from '@opentelemetry/api-logs';
 import { OTLPLogExporter } from '@opentelemetry/exporter-logs-otlp-http';
 import { OTLPMetricExporter } from '@opentelemetry/exporter-metrics-otlp-http';
@@ -87,6 +87,10 @@ export function startAzureMonitor(
   useAzureMonitor({
     azureMonitorExporterOptions: { connectionString: settings.connectionString, credential },
     resource: resourceFromAttributes({ 'service.name': serviceName() }),
+    // Every span kept (the distro's default keeps 5 traces a second, and never a process's first): the FPX
+    // budget bounds the volume, and the sync-failing alert reads every run. OTEL_TRACES_SAMPLER overrides.
+    samplingRatio: 1,
+    tracesPerSecond: 0,
     // Our own spans only: the FPX calls (undici, not http) and syncs are traced by lib/telemetry; an Azure SDK
     // span per table or queue request would multiply the volume and cost more than it tells.
     instrumentationOptions: {
@@ -105,8 +109,15 @@ export function startAzureMonitor(
   return {
     exporter: 'azureMonitor',
     flush: async () => {
-      const provider = trace.getTracerProvider() as { forceFlush?: () => Promise<void> };
-      await provider.forceFlush?.();
+      // The distro keeps its providers to itself: reach them through the API's globals.
+      type Flushable = { forceFlush?: () => Promise<void> };
+      const tracer =
+        (trace.getTracerProvider() as ProxyTracerProvider).getDelegate?.() ?? trace.getTracerProvider();
+      await Promise.all([
+        (tracer as Flushable).forceFlush?.(),
+        (metrics.getMeterProvider() as Flushable).forceFlush?.(),
+        (logs.getLoggerProvider() as Flushable).forceFlush?.(),
+      ]);
     },
     shutdown: async () => {
       await shutdownAzureMonitor();
@@ -123,7 +134,6 @@ export function startAzureMonitor(
 export function linkInvocations(functionsModule: unknown): void {
   const instrumentation = new AzureFunctionsInstrumentationESM();
   instrumentation.setTracerProvider(trace.getTracerProvider());
-  instrumentation.enable();
   try {
     instrumentation.registerAzFunc(functionsModule as Parameters<typeof instrumentation.registerAzFunc>[0]);
   } catch (error) {
