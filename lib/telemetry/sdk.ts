@@ -75,8 +75,15 @@ export function startOtlp(settings: Extract<TelemetrySettings, { exporter: 'otlp
   };
 }
 
+/** What tests swap in to reach a local fake of the ingestion endpoint; production passes nothing. */
+export interface AzureMonitorOverrides {
+  tlsOptions?: { ca?: string };
+  disableOfflineStorage?: boolean;
+}
+
 export function startAzureMonitor(
   settings: Extract<TelemetrySettings, { exporter: 'azureMonitor' }>,
+  overrides: AzureMonitorOverrides = {},
 ): Telemetry {
   // Local authentication is off on the resource (infra): the managed identity sends, as the host does.
   const credential = settings.entraId
@@ -85,7 +92,7 @@ export function startAzureMonitor(
       )
     : undefined;
   useAzureMonitor({
-    azureMonitorExporterOptions: { connectionString: settings.connectionString, credential },
+    azureMonitorExporterOptions: { connectionString: settings.connectionString, credential, ...overrides },
     resource: resourceFromAttributes({ 'service.name': serviceName() }),
     // Every span kept (the distro's default keeps 5 traces a second, and never a process's first): the FPX
     // budget bounds the volume, and the sync-failing alert reads every run. OTEL_TRACES_SAMPLER overrides.
@@ -121,6 +128,10 @@ export function startAzureMonitor(
     },
     shutdown: async () => {
       await shutdownAzureMonitor();
+      // The distro leaves its providers registered: unregister them, as the OTLP shutdown does.
+      trace.disable();
+      metrics.disable();
+      logs.disable();
     },
   };
 }
