@@ -97,7 +97,7 @@ var rules = [
     aggregation: 'Count'
     operator: 'GreaterThan'
     threshold: 0
-    dimensions: ['stream']
+    dimensions: [{ name: 'stream', operator: 'Include', values: ['*'] }]
   }
   {
     name: 'poison-queue'
@@ -110,7 +110,7 @@ var rules = [
     aggregation: 'Maximum'
     operator: 'GreaterThan'
     threshold: 0
-    dimensions: ['queue']
+    dimensions: [{ name: 'queue', operator: 'Include', values: ['*'] }]
   }
   {
     name: 'certificate-expiring'
@@ -174,7 +174,7 @@ resource alertRules 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = [
             metricMeasureColumn: empty(rule.measure) ? null : rule.measure
             operator: rule.operator
             threshold: rule.threshold
-            dimensions: [for d in rule.dimensions: { name: d, operator: 'Include', values: ['*'] }]
+            dimensions: rule.dimensions
             failingPeriods: { numberOfEvaluationPeriods: 1, minFailingPeriodsToAlert: 1 }
           }
         ]
@@ -235,6 +235,23 @@ var charts = [
   }
 ]
 
+// For-expressions may not sit inside a function call (string() below): the items are a variable.
+var workbookItems = [
+  for (chart, i) in charts: {
+    type: 3
+    name: 'chart-${i}'
+    content: {
+      version: 'KqlItem/1.0'
+      title: chart.title
+      query: chart.query
+      queryType: 0
+      resourceType: 'microsoft.insights/components'
+      visualization: chart.visualization
+      timeContext: { durationMs: 86400000 }
+    }
+  }
+]
+
 resource workbook 'Microsoft.Insights/workbooks@2023-06-01' = {
   name: guid(applicationInsights.id, 'fpx-connector-operations')
   location: location
@@ -246,21 +263,7 @@ resource workbook 'Microsoft.Insights/workbooks@2023-06-01' = {
     sourceId: applicationInsights.id
     serializedData: string({
       version: 'Notebook/1.0'
-      items: [
-        for (chart, i) in charts: {
-          type: 3
-          name: 'chart-${i}'
-          content: {
-            version: 'KqlItem/1.0'
-            title: chart.title
-            query: chart.query
-            queryType: 0
-            resourceType: 'microsoft.insights/components'
-            visualization: chart.visualization
-            timeContext: { durationMs: 86400000 }
-          }
-        }
-      ]
+      items: workbookItems
       fallbackResourceIds: [applicationInsights.id]
     })
   }
