@@ -4,6 +4,7 @@
  * Azure deployment package (azure.yaml deploys `dist/`):
  *
  *   dist/index.js       the app; only `@azure/functions-core` stays external (the Node.js worker provides it)
+ *   dist/telemetry-sdk.js  the OpenTelemetry SDK, required by index.js only when telemetry is configured
  *   dist/host.json      copied from the project root
  *   dist/package.json   `main: index.js`, no dependencies: nothing to install in Azure
  *
@@ -13,7 +14,7 @@
  */
 import { copyFileSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { type BuildOptions, build, type Metafile } from 'esbuild';
+import { type BuildOptions, build, type Metafile, type Plugin } from 'esbuild';
 
 export const PROJECT_ROOT = path.resolve(__dirname, '..');
 export const DEFAULT_OUTDIR = path.join(PROJECT_ROOT, 'dist');
@@ -31,6 +32,25 @@ export const EXTERNALS = ['@azure/functions-core'];
  * bundle's own file URL.
  */
 const IMPORT_META_URL = '__bundle_import_meta_url';
+
+/**
+ * The OpenTelemetry SDK and exporters (lib/telemetry/sdk.ts, about 3 MiB bundled) are a file of their own beside
+ * index.js, required only when telemetry is configured: inside index.js they would cost every cold start.
+ */
+export const TELEMETRY_SDK = {
+  entry: path.join(PROJECT_ROOT, 'lib', 'telemetry', 'sdk.ts'),
+  file: 'telemetry-sdk.js',
+};
+const telemetrySdkApart: Plugin = {
+  name: 'telemetry-sdk-apart',
+  setup(b) {
+    b.onResolve({ filter: /^\.\/sdk$/ }, (args) =>
+      path.join(args.resolveDir, 'sdk.ts') === TELEMETRY_SDK.entry
+        ? { path: `./${TELEMETRY_SDK.file}`, external: true }
+        : undefined,
+    );
+  },
+};
 
 export const BUNDLE_OPTIONS: BuildOptions = {
   entryPoints: [APP_ENTRY],
@@ -51,6 +71,7 @@ export const BUNDLE_OPTIONS: BuildOptions = {
   metafile: true,
   banner: { js: `var ${IMPORT_META_URL} = require('node:url').pathToFileURL(__filename).href;` },
   define: { 'import.meta.url': IMPORT_META_URL },
+  plugins: [telemetrySdkApart],
 };
 
 export interface BundleResult {
@@ -67,6 +88,13 @@ export async function buildBundle(outdir: string = DEFAULT_OUTDIR): Promise<Bund
   const file = path.join(outdir, 'index.js');
   const result = await build({ ...BUNDLE_OPTIONS, outfile: file });
   if (!result.metafile) throw new Error('esbuild returned no metafile');
+  await build({
+    ...BUNDLE_OPTIONS,
+    entryPoints: [TELEMETRY_SDK.entry],
+    outfile: path.join(outdir, TELEMETRY_SDK.file),
+    plugins: [],
+    metafile: false,
+  });
 
   const root = JSON.parse(readFileSync(path.join(PROJECT_ROOT, 'package.json'), 'utf8')) as {
     name: string;
@@ -114,7 +142,7 @@ async function main() {
       .join(', ')}`,
   );
   console.log(
-    `  deploy package: ${path.relative(PROJECT_ROOT, bundle.outdir)}/ (index.js, host.json, package.json)`,
+    `  deploy package: ${path.relative(PROJECT_ROOT, bundle.outdir)}/ (index.js, ${TELEMETRY_SDK.file}, host.json, package.json)`,
   );
 }
 

@@ -33,6 +33,7 @@ import {
   wantsLocalStorage,
   writeRunningStart,
 } from './local-settings';
+import { type OtlpReceiver, startOtlpReceiver } from './otlp-receiver';
 import { type Sandbox, startSandbox } from './sandbox';
 import { GUIDE_SAMPLE_GUID } from './sandbox/reference';
 import { type SmtpSink, startSmtpSink } from './smtp-sink';
@@ -52,6 +53,9 @@ const { values } = parseArgs({
     'in-memory': { type: 'boolean', default: false },
     // `auto`: free ports instead of Azurite's usual 10000-10002 (tests, or a second instance).
     'storage-ports': { type: 'string', default: 'default' },
+    // Telemetry to a local OTLP/HTTP receiver (dev/otlp-receiver.ts); a busy port falls back to a free one.
+    otel: { type: 'boolean', default: false },
+    'otel-port': { type: 'string', default: '4318' },
   },
 });
 
@@ -171,8 +175,27 @@ async function main(): Promise<void> {
       parts.events = { url: receiver.url, secret: isUnset(given.CRM_EVENTS_SECRET) ? secret : undefined };
     }
 
+    // --otel: spans, metrics and logs to a local OTLP receiver, unless an exporter is set already.
+    let otel: OtlpReceiver | undefined;
+    const exporterSet =
+      !isUnset(given.OTEL_EXPORTER_OTLP_ENDPOINT) || !isUnset(given.APPLICATIONINSIGHTS_CONNECTION_STRING);
+    if (values.otel && !exporterSet) {
+      otel = await startOtlpReceiver({ port: Number(values['otel-port']) }).catch(() => startOtlpReceiver());
+      started.push({ name: 'OTLP receiver', stop: () => otel?.close() ?? Promise.resolve() });
+    }
+
     // Everything npm start supplies goes into the settings here, in the open; the host adds nothing.
     const { settings, filled } = fillLocalSettings(given, parts);
+    if (otel) {
+      settings.OTEL_EXPORTER_OTLP_ENDPOINT = otel.url;
+      settings.OTEL_EXPORTER_OTLP_PROTOCOL = 'http/json';
+      settings.OTEL_METRIC_EXPORT_INTERVAL = '10000';
+      filled.push(
+        'OTEL_EXPORTER_OTLP_ENDPOINT',
+        'OTEL_EXPORTER_OTLP_PROTOCOL',
+        'OTEL_METRIC_EXPORT_INTERVAL',
+      );
+    }
     const host: RunningHost = await startHost({
       port: Number(values.port),
       settings,
@@ -204,6 +227,10 @@ async function main(): Promise<void> {
     if (mail) console.log(`Mail             SMTP sink ${mail.url}, saved under .local/mail`);
     if (receiver)
       console.log(`CRM events       receiver ${receiver.url}, checks signatures, prints each event`);
+    if (otel)
+      console.log(
+        `Telemetry        OTLP receiver ${otel.url} (GET ${otel.url}/ shows the spans, metrics, logs)`,
+      );
     console.log('');
     console.log('Settings npm start filled in (your environment and local.settings.json win):');
     for (const name of filled) {

@@ -3,9 +3,11 @@
  * reads the settings once, builds the shared clients, and registers every function with them.
  * A bad setting throws here, before anything is registered, with one message naming it.
  */
-import { app } from '@azure/functions';
+import * as functionsModule from '@azure/functions';
 import { loadConfig } from '../lib/config';
 import { crmDeps } from '../lib/crm';
+import { useTelemetryClock } from '../lib/telemetry';
+import { startTelemetry } from '../lib/telemetry/setup';
 import { registerCertExpiryCheck } from './certExpiryCheck';
 import { registerCrmContacts } from './crmContacts';
 import { registerCrmDelivery } from './crmDelivery';
@@ -29,7 +31,11 @@ import { buildServices } from './services';
 import { registerSyncReferenceData } from './syncReferenceData';
 import { registerSyncTenantDetails } from './syncTenantDetails';
 
-const services = buildServices(loadConfig());
+const config = loadConfig();
+// Before any registration: the worker takes the OpenTelemetry capability only during start-up.
+startTelemetry(config.telemetry, functionsModule);
+const services = buildServices(config);
+useTelemetryClock(services.clock);
 
 registerPollReferrals(services);
 registerPollTenants(services);
@@ -54,4 +60,4 @@ registerDataverseWebhook(services);
 registerDeliverCrmEvent(services);
 
 // Webhook answers go out before their final record is written: let those writes land before the worker stops.
-app.hook.appTerminate(() => crmDeps(services).pending.drain());
+functionsModule.app.hook.appTerminate(() => crmDeps(services).pending.drain());

@@ -38,7 +38,7 @@ param fpxCertName string = 'fpx-client'
 @description('Origin header sent to FPX, if FastTrack validates one for you.')
 param fpxOrigin string = ''
 
-@description('Comma-separated recipients of certificate expiry alerts.')
+@description('Comma-separated recipients of certificate expiry alerts and of the Azure Monitor alert rules.')
 param alertEmailTo string = ''
 
 @description('Create Azure Communication Services Email (an Azure-managed sender domain) and send alerts through it.')
@@ -199,6 +199,18 @@ module monitoring 'app/monitoring.bicep' = {
     applicationInsightsName: '${abbrs.insightsComponents}${resourceToken}'
     location: location
     tags: tags
+  }
+}
+
+// Alert rules (to alertEmailTo through an action group) and the operators' workbook (docs/operations.md).
+module monitoringAlerts 'app/monitoring-alerts.bicep' = {
+  name: 'monitoring-alerts'
+  scope: rg
+  params: {
+    applicationInsightsName: monitoring.outputs.applicationInsightsName
+    location: location
+    tags: tags
+    alertEmailTo: alertEmailTo
   }
 }
 

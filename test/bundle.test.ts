@@ -10,7 +10,7 @@ import { isBuiltin } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, inject, test } from 'vitest';
-import { buildBundle, EXTERNALS } from '../dev/build';
+import { buildBundle, EXTERNALS, TELEMETRY_SDK } from '../dev/build';
 import { DEFAULT_ENTRY, loadApp } from '../dev/host/app-loader';
 import { triggerBindingOf } from '../dev/host/function-info';
 import type { AppRegistration, RegisteredFunction } from '../dev/host/functions-core';
@@ -101,7 +101,12 @@ describe('the deployment package', () => {
   test('is one CommonJS file with only the worker-provided module left external', () => {
     const code = readFileSync(bundle.file, 'utf8');
     const required = new Set([...code.matchAll(/\brequire\("([^"]+)"\)/g)].map((m) => m[1] as string));
-    expect([...required].filter((id) => !id.startsWith('node:') && !isBuiltin(id))).toEqual(EXTERNALS);
+    // Besides the worker's module, only the telemetry SDK's own file, beside it (loaded when configured).
+    expect([...required].filter((id) => !id.startsWith('node:') && !isBuiltin(id))).toEqual([
+      ...EXTERNALS,
+      `./${TELEMETRY_SDK.file}`,
+    ]);
+    expect(existsSync(path.join(outdir, TELEMETRY_SDK.file))).toBe(true);
     expect(code).not.toMatch(/\bimport\.meta\b/);
   });
 

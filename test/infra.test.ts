@@ -948,3 +948,144 @@ describe('the Dataverse settings', () => {
     expect(parameters.dataverseTenantIdColumn?.value).toBe('${DATAVERSE_TENANT_ID_COLUMN=fpx_tenantid}');
   });
 });
+
+// ---------------------------------------------------------------------------------------------------------
+// Issue 17: alert rules and the workbook on what lib/telemetry exports
+
+describe('alert rules and the workbook (issue 17)', () => {
+  const alertsFile = 'infra/app/monitoring-alerts.bicep';
+  const alerts = bicep(alertsFile);
+  const telemetrySource = read('lib/telemetry/index.ts');
+
+  /** A `var name = '''…'''` query's text. */
+  const query = (name: string) => {
+    const m = new RegExp(`^\\s*var\\s+${name}\\s*=\\s*'''([\\s\\S]*?)'''`, 'm').exec(alerts);
+    expect(m, `var ${name} (a ''' string)`).not.toBeNull();
+    return ((m as RegExpExecArray)[1] as string).trim();
+  };
+  const rules = new Map(
+    items(variable(alerts, 'rules')).map((rule) => {
+      const fields = entries(rule);
+      return [str(fields.get('name') as string), fields] as const;
+    }),
+  );
+  /** A rule's threshold: a literal, or a parameter's default. */
+  const threshold = (fields: Map<string, string>) => {
+    const value = fields.get('threshold') as string;
+    return Number(/^\d+$/.test(value) ? value : param(alerts, value).default);
+  };
+  /** The metric names a query reads must be names lib/telemetry exports. */
+  const exported = (metric: string) => expect(telemetrySource).toContain(`'${metric}'`);
+
+  test('there are the five rules the issue asks for, on Application Insights, mailing ALERT_EMAIL_TO', () => {
+    expect([...rules.keys()].sort()).toEqual([
+      'certificate-expiring',
+      'fpx-throttled',
+      'function-failures',
+      'poison-queue',
+      'sync-failing',
+    ]);
+    expect(alerts).toMatch(
+      /resource alertRules 'Microsoft\.Insights\/scheduledQueryRules@[\d-]+' = \[\s*for rule in rules:/,
+    );
+    expect(alerts).toMatch(/scopes: \[applicationInsights\.id\]/);
+    expect(alerts).toMatch(/actions: actions/);
+    expect(variable(alerts, 'actions')).toBe('empty(recipients) ? {} : { actionGroups: [actionGroup.id] }');
+    expect(variable(alerts, 'recipients')).toContain("split(alertEmailTo, ',')");
+    expect(alerts).toMatch(/emailReceivers: \[\s*for \(address, i\) in recipients:/);
+    const wired = module(main, 'monitoringAlerts');
+    expect(prop(wired.body, 'params.alertEmailTo')).toBe('alertEmailTo');
+    expect(prop(wired.body, 'params.applicationInsightsName')).toBe(
+      'monitoring.outputs.applicationInsightsName',
+    );
+  });
+
+  test('a stream failing three runs in a row: its last three sync spans all failed', () => {
+    const rule = rules.get('sync-failing') as Map<string, string>;
+    expect(rule.get('query')).toBe('syncFailingQuery');
+    const text = query('syncFailingQuery');
+    expect(text).toMatch(/^dependencies\b/);
+    expect(text).toContain('top 3 by timestamp desc');
+    expect(text).toContain('runs == 3 and failed == 3');
+    expect(text).toContain('perTenant != "true"');
+    expect([rule.get('aggregation'), rule.get('operator'), threshold(rule)]).toEqual([
+      "'Count'",
+      "'GreaterThan'",
+      0,
+    ]);
+    expect(telemetrySource).toContain("'sync.status'");
+  });
+
+  test('any message in a poison queue', () => {
+    const rule = rules.get('poison-queue') as Map<string, string>;
+    const text = query(rule.get('query') as string);
+    expect(text).toContain('name == "queue.depth"');
+    expect(text).toContain('customDimensions["queue.poison"]) == "true"');
+    exported('queue.depth');
+    expect([rule.get('measure'), rule.get('aggregation'), rule.get('operator'), threshold(rule)]).toEqual([
+      "'depth'",
+      "'Maximum'",
+      "'GreaterThan'",
+      0,
+    ]);
+  });
+
+  test('certificate days left under 14', () => {
+    const rule = rules.get('certificate-expiring') as Map<string, string>;
+    expect(query(rule.get('query') as string)).toContain('name == "certificate.days_left"');
+    exported('certificate.days_left');
+    expect([rule.get('measure'), rule.get('aggregation'), rule.get('operator')]).toEqual([
+      "'daysLeft'",
+      "'Minimum'",
+      "'LessThan'",
+    ]);
+    expect(threshold(rule)).toBe(14);
+  });
+
+  test("FPX 429s above a threshold; the Function App's failure rate", () => {
+    const throttled = rules.get('fpx-throttled') as Map<string, string>;
+    expect(query(throttled.get('query') as string)).toContain('name == "fpx.throttled"');
+    exported('fpx.throttled');
+    expect([throttled.get('measure'), throttled.get('aggregation'), throttled.get('operator')]).toEqual([
+      "'throttled'",
+      "'Total'",
+      "'GreaterThan'",
+    ]);
+    expect(threshold(throttled)).toBe(20);
+
+    const failures = rules.get('function-failures') as Map<string, string>;
+    const text = query(failures.get('query') as string);
+    expect(text).toMatch(/^requests\b/);
+    expect(text).toContain('failurePercent = 100.0 * failed / total');
+    expect([failures.get('measure'), failures.get('operator')]).toEqual([
+      "'failurePercent'",
+      "'GreaterThan'",
+    ]);
+    expect(threshold(failures)).toBe(10);
+  });
+
+  test('the workbook charts FPX calls, 429s, syncs, rows, deliveries, queues, the certificate and failures', () => {
+    expect(alerts).toMatch(/resource workbook 'Microsoft\.Insights\/workbooks@[\d-]+' = \{/);
+    const charts = items(variable(alerts, 'charts')).map((chart) => {
+      const fields = entries(chart);
+      return { title: str(fields.get('title') as string), query: str(fields.get('query') as string) };
+    });
+    for (const metric of [
+      'fpx.calls',
+      'fpx.throttled',
+      'fpx.rate_wait',
+      'sync.runs',
+      'sync.rows',
+      'crm.deliveries',
+      'queue.depth',
+      'certificate.days_left',
+    ]) {
+      expect(
+        charts.some((c) => c.query.includes(`"${metric}"`)),
+        `a chart of ${metric}`,
+      ).toBe(true);
+      exported(metric);
+    }
+    expect(charts.some((c) => c.query.startsWith('requests'))).toBe(true);
+  });
+});

@@ -264,6 +264,36 @@ const settingsSchema = z.object({
   ),
   DATAVERSE_NOTE_CATEGORY_ID: positiveInt(1),
   DATAVERSE_CONTACT_DEFAULTS: contactDefaults,
+  // Telemetry (lib/telemetry/setup.ts): Application Insights through the Azure Monitor distro, or OTLP/HTTP.
+  APPLICATIONINSIGHTS_CONNECTION_STRING: optionalText.pipe(
+    z
+      .string()
+      .regex(
+        /(^|;)\s*InstrumentationKey=[^;]+/i,
+        'an Application Insights connection string "InstrumentationKey=…;IngestionEndpoint=…"',
+      )
+      .optional(),
+  ),
+  APPLICATIONINSIGHTS_AUTHENTICATION_STRING: optionalText.pipe(
+    z
+      .string()
+      .regex(
+        /(^|;)\s*Authorization=AAD\s*(;|$)/i,
+        '"Authorization=AAD" with an optional "ClientId=<client id>;"',
+      )
+      .optional(),
+  ),
+  OTEL_EXPORTER_OTLP_ENDPOINT: optionalText.pipe(
+    z
+      .url({
+        protocol: /^https?$/,
+        error: 'an http(s) URL of an OTLP/HTTP receiver, e.g. http://127.0.0.1:4318',
+      })
+      .optional(),
+  ),
+  // Checked only with OTEL_EXPORTER_OTLP_ENDPOINT set (telemetrySettings): unused, any value is harmless.
+  OTEL_EXPORTER_OTLP_PROTOCOL: optionalText,
+  OTEL_METRIC_EXPORT_INTERVAL: positiveInt(60_000, 3_600_000),
 });
 
 type Settings = z.infer<typeof settingsSchema>;
@@ -336,6 +366,46 @@ export interface Config {
    * only when CRM_EVENTS_SECRET is an unresolved Key Vault reference (events are recorded, not sent).
    */
   events: { urls: string[]; secrets: string[]; perSecond: number };
+  telemetry: TelemetrySettings;
+}
+
+/**
+ * Where spans and metrics go: Application Insights (the connection string wins when both are set), an OTLP/HTTP
+ * receiver, or nowhere (then no SDK is loaded and telemetry costs nothing).
+ */
+export type TelemetrySettings =
+  | { exporter: 'none' }
+  | {
+      exporter: 'azureMonitor';
+      connectionString: string;
+      /** APPLICATIONINSIGHTS_AUTHENTICATION_STRING says Authorization=AAD: send as this managed identity. */
+      entraId?: { clientId?: string };
+      metricIntervalMs: number;
+    }
+  | { exporter: 'otlp'; endpoint: string; metricIntervalMs: number };
+
+function telemetrySettings(s: Settings): TelemetrySettings {
+  const metricIntervalMs = s.OTEL_METRIC_EXPORT_INTERVAL;
+  if (s.APPLICATIONINSIGHTS_CONNECTION_STRING) {
+    const auth = s.APPLICATIONINSIGHTS_AUTHENTICATION_STRING;
+    const clientId = auth ? /(?:^|;)\s*ClientId=([^;]+)/i.exec(auth)?.[1]?.trim() : undefined;
+    return {
+      exporter: 'azureMonitor',
+      connectionString: s.APPLICATIONINSIGHTS_CONNECTION_STRING,
+      ...(auth ? { entraId: clientId ? { clientId } : {} } : {}),
+      metricIntervalMs,
+    };
+  }
+  if (s.OTEL_EXPORTER_OTLP_ENDPOINT) {
+    if (s.OTEL_EXPORTER_OTLP_PROTOCOL && s.OTEL_EXPORTER_OTLP_PROTOCOL !== 'http/json') {
+      throw new ConfigError(
+        'OTEL_EXPORTER_OTLP_PROTOCOL',
+        '"http/json" or unset (the only OTLP protocol the app ships an exporter for)',
+      );
+    }
+    return { exporter: 'otlp', endpoint: s.OTEL_EXPORTER_OTLP_ENDPOINT, metricIntervalMs };
+  }
+  return { exporter: 'none' };
 }
 
 function certificateSettings(s: Settings): CertificateSettings {
@@ -494,5 +564,6 @@ function parseSettings(env: Record<string, string | undefined>, unresolved: stri
       functionKeyChecked: Boolean(env.WEBSITE_INSTANCE_ID?.trim()),
     },
     events: { urls: s.CRM_EVENTS_URL, secrets: s.CRM_EVENTS_SECRET, perSecond: s.CRM_EVENTS_PER_SECOND },
+    telemetry: telemetrySettings(s),
   };
 }

@@ -1,6 +1,7 @@
 import type { Log } from '../log';
 import { safeErrorMessage, stableUuid } from '../redact';
-import { type Delivery, type DeliveryFields, DeliveryLeaseLost } from './delivery-store';
+import { inSpan, recordDeliveryFinal } from '../telemetry';
+import { type Delivery, type DeliveryFields, DeliveryLeaseLost, FINAL_STATUSES } from './delivery-store';
 import type { CrmDeps } from './deps';
 import { type AttemptOutcome, attemptDelivery } from './fpx-attempt';
 import type { WebhookInput } from './http-input';
@@ -91,6 +92,10 @@ export async function apply(
       if (error instanceof DeliveryLeaseLost) return undefined;
       throw error;
     }
+    const status = decision.change.status;
+    // The metric crm.deliveries counts the statuses a delivery ends in.
+    if (status && (FINAL_STATUSES as readonly string[]).includes(status))
+      recordDeliveryFinal(status, delivery.endpoint);
   }
   for (const effect of decision.effects) {
     if (effect.type === 'poison') await deps.queue.poison({ deliveryId: delivery.deliveryId });
@@ -119,16 +124,32 @@ export async function attempt(
   operation: CrmOperation,
   endUserToken?: string,
 ): Promise<AttemptOutcome> {
-  const outcome = await attemptDelivery(deps.fpx, operation, {
-    endUserToken,
-    unknownSince: delivery.unknownSince ? new Date(delivery.unknownSince) : undefined,
-    reconcileSkewMs: deps.policy.reconcileSkewMs,
-    signal: AbortSignal.timeout(deps.policy.attemptTimeoutMs),
+  const attributes = {
+    'crm.delivery.id': delivery.deliveryId,
+    'crm.endpoint': delivery.endpoint,
+    'crm.attempt': delivery.attempts + 1,
+  };
+  // A span per attempt (its FPX calls nest under it); the outcome is the delivery's status after it.
+  return inSpan('crm delivery attempt', attributes, async (span) => {
+    const outcome = await attemptDelivery(deps.fpx, operation, {
+      endUserToken,
+      unknownSince: delivery.unknownSince ? new Date(delivery.unknownSince) : undefined,
+      reconcileSkewMs: deps.policy.reconcileSkewMs,
+      signal: AbortSignal.timeout(deps.policy.attemptTimeoutMs),
+    });
+    if (outcome.kind === 'delivered' && operation.op === 'createContact' && operation.dataverseContactId) {
+      await deps.onContactCreated?.(operation, outcome.result);
+    }
+    // The status the lifecycle gives the delivery after this outcome (queued, or failed when none are left;
+    // the path, webhook or queue, changes the answer, not the status).
+    const status = decideAttempted(deps, delivery, outcome, 'queue').change?.status ?? outcome.kind;
+    span.setAttributes({
+      'crm.attempt.outcome': outcome.kind,
+      'crm.delivery.status': status,
+      'crm.outcome_unknown': outcome.kind === 'unavailable' && outcome.outcomeUnknown,
+    });
+    return outcome;
   });
-  if (outcome.kind === 'delivered' && operation.op === 'createContact' && operation.dataverseContactId) {
-    await deps.onContactCreated?.(operation, outcome.result);
-  }
-  return outcome;
 }
 
 /**

@@ -4,6 +4,7 @@ import type { z } from 'zod';
 import type { CertificateSource, ClientCertificate } from '../cert/certificate';
 import { type Clock, sleep, systemClock } from '../clock';
 import { lazy } from '../lazy';
+import { FpxAttemptSpan, recordCertificate } from '../telemetry';
 import { FpxError, readErrorBody } from './errors';
 import { type CallLimiter, type Priority, RateLimiter } from './rate-limiter';
 
@@ -79,6 +80,8 @@ export class FpxTransport {
   readonly limiter: CallLimiter;
   private readonly clock: Clock;
   private readonly base: string;
+  /** FPX's host name, for the spans (never a path: it may hold ids). */
+  private readonly host: string;
   private readonly retry: RetryPolicy;
   private readonly timeouts: { connectMs: number; headersMs: number; bodyMs: number };
   private readonly ca?: string[];
@@ -88,6 +91,7 @@ export class FpxTransport {
 
   constructor(private readonly options: TransportOptions) {
     this.base = options.baseUrl.replace(/\/+$/, '');
+    this.host = URL.canParse(this.base) ? new URL(this.base).host : '';
     this.clock = options.clock ?? systemClock;
     this.limiter = options.limiter ?? new RateLimiter(options.rateLimitPerMinute, this.clock);
     this.retry = { ...DEFAULT_RETRY, ...options.retry };
@@ -100,13 +104,28 @@ export class FpxTransport {
     const retriable = spec.method === 'GET';
     let renewed = false;
     for (let attempt = 1; ; attempt++) {
+      const waitFrom = this.clock.now();
       await this.limiter.acquire(spec.signal, spec.priority);
       const certificate = await this.options.certificates.current();
+      recordCertificate(certificate.notAfter);
+      // One span per HTTP request (an Application Insights dependency), ended on every way out below.
+      const span = new FpxAttemptSpan(
+        spec.method,
+        spec.endpoint,
+        this.host,
+        attempt,
+        this.clock.now() - waitFrom,
+      );
       let error: FpxError;
       try {
-        return await this.send(spec, certificate);
+        const result = await this.send(spec, certificate, span);
+        span.end('ok');
+        return result;
       } catch (e) {
-        if (!(e instanceof FpxError)) throw e;
+        if (!(e instanceof FpxError)) {
+          span.fail({ kind: 'unexpected' });
+          throw e;
+        }
         error = e;
       }
       if (error.status === 429) {
@@ -120,16 +139,18 @@ export class FpxTransport {
         if (!renewed && !error.outcomeUnknown && now && now.thumbprint !== certificate.thumbprint) {
           renewed = true;
           this.stats.retries++;
+          span.end('retried', error);
           continue;
         }
       }
       if (!retriable || !error.transient || attempt >= (spec.maxAttempts ?? this.retry.maxAttempts))
-        throw error;
+        throw span.fail(error);
       const delay = error.status === 429 ? 0 : (error.retryAfterMs ?? this.backoff(attempt));
       const now = this.clock.now();
       const resumeAt = Math.max(now + delay, now + this.limiter.pausedForMs);
-      if (resumeAt - startedAt > this.retry.maxTotalMs) throw error;
+      if (resumeAt - startedAt > this.retry.maxTotalMs) throw span.fail(error);
       this.stats.retries++;
+      span.end('retried', error);
       if (delay > 0) await sleep(this.clock, delay, spec.signal);
     }
   }
@@ -150,6 +171,7 @@ export class FpxTransport {
   private async send<S extends z.ZodType>(
     spec: CallSpec<S>,
     certificate: ClientCertificate,
+    span: FpxAttemptSpan,
   ): Promise<z.output<S>> {
     const agent = this.agentFor(certificate);
     const url = `${this.base}${spec.path}${queryString(spec.query)}`;
@@ -174,6 +196,7 @@ export class FpxTransport {
         signal: spec.signal,
       });
       status = response.statusCode;
+      span.answered(status);
       responseHeaders = response.headers;
       text = await response.body.text();
     } catch (error) {

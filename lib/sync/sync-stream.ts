@@ -2,6 +2,7 @@ import { performance } from 'node:perf_hooks';
 import type { TableClient, TransactionAction } from '@azure/data-tables';
 import { safeErrorMessage } from '../redact';
 import { ensureTableOnce } from '../storage';
+import { traceSyncRun } from '../telemetry';
 import { BatchWriter } from './batch-writer';
 import { contentHash } from './hash';
 import { type KnownRow, readPartitionIndex } from './partition-index';
@@ -108,7 +109,7 @@ export async function syncStream<T extends object>(options: SyncStreamOptions<T>
   if (partitionProblem) throw new Error(`sync ${stream}: the partition key ${partitionProblem}`);
   countTableRequests(rows);
   if (state) countTableRequests(state);
-  return withTableRequestCounts((requests) => runSync(options, requests));
+  return withTableRequestCounts((requests) => traceSyncRun(stream, () => runSync(options, requests)));
 }
 
 async function runSync<T extends object>(options: SyncStreamOptions<T>, requests: TableRequestCounts) {

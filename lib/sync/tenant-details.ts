@@ -3,6 +3,7 @@ import type { QueueClient } from '@azure/storage-queue';
 import { z } from 'zod';
 import { FpxError, fpxSchemas, type PagedList } from '../fpx';
 import { ensureQueueOnce, sendJsonMessage } from '../storage';
+import { inSpan } from '../telemetry';
 import { readServiceEntitlements, type ServiceEntitlement } from './entitlements';
 import { type StreamDeps, TABLES, timeOf } from './fpx-streams';
 import { stableRowKey } from './hash';
@@ -170,7 +171,14 @@ export async function syncTenantDetailsExclusively(
     return { deferredSeconds };
   }
   try {
-    return { result: await syncTenantDetails(deps, message) };
+    // One span per tenant: its listings' sync spans and FPX calls nest under it.
+    const attributes = { 'fpx.tenant_id': message.tenantId, 'sync.claimed': message.claimed };
+    const result = await inSpan('sync tenant details', attributes, async (span) => {
+      const synced = await syncTenantDetails(deps, message);
+      span.setAttribute('sync.api_calls', synced.apiCalls);
+      return synced;
+    });
+    return { result };
   } finally {
     await lease.release();
   }

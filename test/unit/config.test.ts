@@ -60,6 +60,7 @@ describe('loadConfig', () => {
         functionKeyChecked: false,
       },
       events: { urls: [], secrets: [], perSecond: 50 },
+      telemetry: { exporter: 'none' },
     });
   });
 
