@@ -1,4 +1,5 @@
 import { existsSync, statSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import {
@@ -51,7 +52,10 @@ async function evaluateEntry(file: string): Promise<AppRegistration> {
   const app = new AppRegistration(file);
   beginStartup(app);
   try {
-    await import(pathToFileURL(file).href);
+    // A CommonJS bundle goes through Node's own require, as the worker loads it (a test runner's module
+    // transform would otherwise rewrite megabytes of bundled code first); sources go through import().
+    if (/\.c?js$/.test(file)) createRequire(file)(file);
+    else await import(pathToFileURL(file).href);
   } catch (error) {
     finishStartup(app);
     const cause = error instanceof Error ? error : new Error(String(error));
