@@ -37,7 +37,7 @@ const CONTRACT: Record<string, ContractTrigger> = {
   certExpiryCheck: { type: 'timerTrigger', schedule: '%CERT_CHECK_SCHEDULE%' },
   syncReferenceData: { type: 'timerTrigger', schedule: '%REFERENCE_DATA_SCHEDULE%' },
   health: { type: 'httpTrigger', methods: ['GET'], route: 'health' },
-  // Hardening issue, item 8: the full health checks, behind the function key (README "Health").
+  // Hardening issue, item 8: the full health checks, behind the function key (README "Operations").
   healthDetails: { type: 'httpTrigger', methods: ['GET'], route: 'health/details' },
   // Added beyond the first contract (docs/contract.md "Functions"): the webhooks' OpenAPI document and the
   // daily purge of finished deliveries past their 7-day retention.
