@@ -3,7 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { TableClient } from '@azure/data-tables';
 import { request } from 'undici';
-import { expect, test } from 'vitest';
+import { expect, inject, test } from 'vitest';
 import { startSandbox } from '../dev/sandbox';
 import { waitFor } from './support/wait';
 
@@ -147,10 +147,13 @@ test('npm start comes up with first data, invoke and webhook beside it find its 
 
 test('pointed at another FPX, npm start runs nothing before its schedule, and says so', async () => {
   const fpx = await startSandbox({ rateLimitPerMinute: 0 });
-  const start = tsx(
-    ['dev/start.ts', '--in-memory', '--storage-ports', 'auto', '--port', '0', '--smtp-port', '0'],
-    { FPX_BASE_URL: fpx.url, FPX_CA_PATH: fpx.certs.ca.path, FPX_CERT_PATH: fpx.certs.client.pemPath },
-  );
+  // The suite's Azurite too: npm start starts neither its own storage nor its own FPX.
+  const start = tsx(['dev/start.ts', '--port', '0', '--smtp-port', '0', '--events-port', '0'], {
+    AzureWebJobsStorage: inject('storageConnection'),
+    FPX_BASE_URL: fpx.url,
+    FPX_CA_PATH: fpx.certs.ca.path,
+    FPX_CERT_PATH: fpx.certs.client.pemPath,
+  });
   const { child, output } = start;
   try {
     const started = { timeoutMs: 45_000, intervalMs: 50, detail: output };
@@ -161,6 +164,7 @@ test('pointed at another FPX, npm start runs nothing before its schedule, and sa
       started,
     );
     expect(output()).toContain(`FPX              ${fpx.url}`);
+    expect(output()).not.toMatch(/Storage\s+Azurite/);
     // Its FPX comes from the settings, not from npm start: neither printed as filled in nor lent to invoke.
     expect(output()).not.toMatch(/FPX_BASE_URL {2,}/);
     expect(JSON.parse(readFileSync(LOCAL_SETTINGS, 'utf8'))).not.toHaveProperty('fpx');
