@@ -93,7 +93,7 @@ test('npm start comes up with first data, invoke and webhook beside it find its 
       'the first data to start',
       () =>
         output().includes(
-          'First data: running pollTenants, pollReferrals, syncReferenceData once now against the FPX sandbox',
+          'First data: running syncReferenceData, pollTenants, pollReferrals once now against the FPX sandbox',
         ),
       started,
     );
