@@ -6,7 +6,7 @@ import { type AzuriteInstance, startAzurite } from '../dev/azurite';
  * queues (`crm-deliveries`, `fpx-tenant-details`) or that count what is in them: an account is a namespace of
  * its own (tables and queues), so no other suite's host takes their messages, and no second Azurite starts.
  */
-export type OwnAccount = 'opspage' | 'crmhost' | 'details' | 'health';
+export type OwnAccount = 'opspage' | 'crmhost' | 'details' | 'health' | 'start';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -22,7 +22,13 @@ declare module 'vitest' {
 const DEV_ACCOUNT = 'devstoreaccount1';
 const DEV_KEY = 'Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==';
 
-const OWN_ACCOUNTS: Record<OwnAccount, true> = { opspage: true, crmhost: true, details: true, health: true };
+const OWN_ACCOUNTS: Record<OwnAccount, true> = {
+  opspage: true,
+  crmhost: true,
+  details: true,
+  health: true,
+  start: true,
+};
 
 function connectionFor(account: string, ports: AzuriteInstance['ports']): string {
   return [
@@ -59,6 +65,7 @@ export async function setup(project: TestProject) {
     crmhost: connectionFor('crmhost', ports),
     details: connectionFor('details', ports),
     health: connectionFor('health', ports),
+    start: connectionFor('start', ports),
   });
 }
 

@@ -147,9 +147,10 @@ test('npm start comes up with first data, invoke and webhook beside it find its 
 
 test('pointed at another FPX, npm start runs nothing before its schedule, and says so', async () => {
   const fpx = await startSandbox({ rateLimitPerMinute: 0 });
-  // The suite's Azurite too: npm start starts neither its own storage nor its own FPX.
+  // An account of its own on the suite's Azurite (no other suite's messages): npm start starts neither its own
+  // storage nor its own FPX.
   const start = tsx(['dev/start.ts', '--port', '0', '--smtp-port', '0', '--events-port', '0'], {
-    AzureWebJobsStorage: inject('storageConnection'),
+    AzureWebJobsStorage: inject('storageAccounts').start,
     FPX_BASE_URL: fpx.url,
     FPX_CA_PATH: fpx.certs.ca.path,
     FPX_CERT_PATH: fpx.certs.client.pemPath,
