@@ -6,7 +6,8 @@
 import * as functionsModule from '@azure/functions';
 import { loadConfig } from '../lib/config';
 import { crmDeps } from '../lib/crm';
-import { useTelemetryClock } from '../lib/telemetry';
+import { observeGauges, useTelemetryClock } from '../lib/telemetry';
+import { readQueueDepths } from '../lib/telemetry/queues';
 import { startTelemetry } from '../lib/telemetry/setup';
 import { registerCertExpiryCheck } from './certExpiryCheck';
 import { registerCrmContacts } from './crmContacts';
@@ -36,6 +37,12 @@ const config = loadConfig();
 startTelemetry(config.telemetry, functionsModule);
 const services = buildServices(config);
 useTelemetryClock(services.clock);
+if (config.telemetry.exporter !== 'none') {
+  observeGauges({
+    queueDepths: () => readQueueDepths((name) => services.queueService.getQueueClient(name)),
+    certificateNotAfter: async () => (await services.certificates.current()).notAfter,
+  });
+}
 
 registerPollReferrals(services);
 registerPollTenants(services);

@@ -2,7 +2,6 @@ import { app } from '@azure/functions';
 import { alertPoisonQueues, crmDeps, DELIVERY_POISON_QUEUE, poisonWatch, recoverStalled } from '../lib/crm';
 import { crmEvents, EVENTS_POISON_QUEUE } from '../lib/events';
 import { TENANT_DETAILS_QUEUE } from '../lib/sync';
-import { sampleQueueDepths } from '../lib/telemetry/queues';
 import type { Services } from './services';
 
 /** The poison queues whose filling raises an operator alert (once per incident). */
@@ -24,8 +23,6 @@ export function registerRecoverCrmDeliveries(services: Services): void {
         alertPoisonQueues(poisonWatch(services, POISON_QUEUES, deps.now), context),
         // CRM events whose message was lost go out again; counts into FpxSyncState (docs/events.md).
         crmEvents(services)?.sweep(context),
-        // The queue.depth gauge's sample (best effort: never fails the invocation).
-        sampleQueueDepths((name) => services.queueService.getQueueClient(name)),
       ]);
       const queued = recovered.status === 'fulfilled' ? recovered.value : 0;
       const poisonQueues = poison.status === 'fulfilled' ? poison.value : [];

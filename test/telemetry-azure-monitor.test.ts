@@ -12,7 +12,7 @@ import { ensureDevCertificates } from '../dev/certs';
 import { type Sandbox, startSandbox } from '../dev/sandbox';
 import { queueClient } from '../lib/storage';
 import { syncReferralsAndTheirTenants } from '../lib/sync';
-import { recordQueueDepths } from '../lib/telemetry';
+import { observeGauges } from '../lib/telemetry';
 import * as sdk from '../lib/telemetry/sdk';
 import { startTelemetry, type Telemetry } from '../lib/telemetry/setup';
 import { sandboxClient } from './support/fpx';
@@ -81,7 +81,7 @@ const metric = (name: string) =>
 test('a pollReferrals run: FPX calls are HTTP dependencies, the run a dependency with its counts, metrics in customMetrics', async () => {
   const queue = queueClient(inject('storageConnection'), `telemetry-ai-${randomBytes(4).toString('hex')}`);
   await syncReferralsAndTheirTenants({ fpx: sandboxClient(sandbox, 25), table: freshTables(), queue });
-  recordQueueDepths([{ name: 'crm-deliveries-poison', depth: 1 }]);
+  observeGauges({ queueDepths: async () => [{ name: 'crm-deliveries-poison', depth: 1 }] });
   await telemetry.flush();
 
   const call = dependencies().find((e) => e.data.baseData.name === 'FPX GET /partnerReferrals');

@@ -4,14 +4,15 @@
  * unregistered after it, so the other suites of the shared worker run without telemetry.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+
 import { afterAll, beforeAll, describe, expect, inject, test } from 'vitest';
 import { type OtlpReceiver, type ReceivedSpan, startOtlpReceiver } from '../dev/otlp-receiver';
 import { type Sandbox, startSandbox } from '../dev/sandbox';
 import { QUEUES } from '../lib/ops/status';
 import { queueClient } from '../lib/storage';
 import { syncReferralsAndTheirTenants } from '../lib/sync';
-import { sampleQueueDepths } from '../lib/telemetry/queues';
+import { observeGauges } from '../lib/telemetry';
+import { readQueueDepths } from '../lib/telemetry/queues';
 import * as sdk from '../lib/telemetry/sdk';
 import { startTelemetry, type Telemetry } from '../lib/telemetry/setup';
 import {
@@ -113,10 +114,13 @@ describe('one pollReferrals run', () => {
     expect(point('certificate.days_left', {})[0]?.value).toBeGreaterThan(14);
   });
 
-  test("the recovery timer's sample gives every queue's depth, poison queues marked", async () => {
+  test("each export reads every queue's depth, poison queues marked", async () => {
     receiver.clear();
-    await sampleQueueDepths((name) => queueClient(inject('storageConnection'), name));
+    observeGauges({
+      queueDepths: () => readQueueDepths((name) => queueClient(inject('storageConnection'), name)),
+    });
     await telemetry.flush();
+    observeGauges({});
     const depths = point('queue.depth', {});
     expect(depths.map((p) => p.attributes['queue.name']).sort()).toEqual(QUEUES.map((q) => q.name).sort());
     for (const p of depths) {
@@ -195,7 +199,8 @@ describe('CRM webhooks', () => {
     // Nothing secret or personal anywhere in what was exported (spans, metrics, resources).
     const exported = receiver.allText();
     const secret = fx.secrets[0] as string;
-    const privateKey = readFileSync(sandbox.certs.client.pemPath, 'utf8')
+    // The key's own lines (client.pem holds the certificate first, then the key).
+    const privateKey = sandbox.certs.client.keyPem
       .split('\n')
       .filter((line) => line && !line.startsWith('-----'));
     for (const forbidden of [secret, secret.slice(6, 30), text, email, ...privateKey.slice(1, 4)]) {

@@ -43,8 +43,8 @@ resource actionGroup 'Microsoft.Insights/actionGroups@2023-01-01' = if (!empty(r
 
 var actions = empty(recipients) ? {} : { actionGroups: [actionGroup.id] }
 
-// A stream (referrals, tenants, details, reference data; not one tenant's listing) whose last three runs
-// all failed. Runs are the `sync <stream>` spans (lib/telemetry traceSyncRun).
+// A stream (referrals, tenants, reference data; the per-tenant details fail into their poison queue, which
+// `poison-queue` watches) whose last three runs all failed. Runs are the `sync <stream>` spans (lib/telemetry traceSyncRun).
 var syncFailingQuery = '''
 dependencies
 | where name startswith "sync "
@@ -55,7 +55,7 @@ dependencies
 | where runs == 3 and failed == 3
 '''
 
-// Any message in a poison queue, as the recovery timer last sampled it (gauge queue.depth).
+// Any message in a poison queue, as each instance read it at its last export (gauge queue.depth).
 var poisonQuery = '''
 customMetrics
 | where name == "queue.depth" and tostring(customDimensions["queue.poison"]) == "true"
@@ -101,7 +101,7 @@ var rules = [
   }
   {
     name: 'poison-queue'
-    description: 'A poison queue holds messages: deliveries or tenant syncs gave up (docs/operations.md, "Alerts").'
+    description: 'A poison queue holds messages: deliveries, tenant syncs or CRM events gave up (docs/operations.md, "Alerts").'
     severity: 2
     frequency: 'PT5M'
     window: 'PT15M'

@@ -293,6 +293,8 @@ const settingsSchema = z.object({
   ),
   // Checked only with OTEL_EXPORTER_OTLP_ENDPOINT set (telemetrySettings): unused, any value is harmless.
   OTEL_EXPORTER_OTLP_PROTOCOL: optionalText,
+  // The standard switch: "true" turns telemetry off whatever else is set.
+  OTEL_SDK_DISABLED: optionalText,
   OTEL_METRIC_EXPORT_INTERVAL: positiveInt(60_000, 3_600_000),
 });
 
@@ -385,6 +387,7 @@ export type TelemetrySettings =
   | { exporter: 'otlp'; endpoint: string; metricIntervalMs: number };
 
 function telemetrySettings(s: Settings): TelemetrySettings {
+  if (s.OTEL_SDK_DISABLED?.toLowerCase() === 'true') return { exporter: 'none' };
   const metricIntervalMs = s.OTEL_METRIC_EXPORT_INTERVAL;
   if (s.APPLICATIONINSIGHTS_CONNECTION_STRING) {
     const auth = s.APPLICATIONINSIGHTS_AUTHENTICATION_STRING;

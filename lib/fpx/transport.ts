@@ -106,16 +106,12 @@ export class FpxTransport {
     for (let attempt = 1; ; attempt++) {
       const waitFrom = this.clock.now();
       await this.limiter.acquire(spec.signal, spec.priority);
+      // The wait for a rate slot only (a certificate load below is not part of it).
+      const slotWaitMs = this.clock.now() - waitFrom;
       const certificate = await this.options.certificates.current();
       recordCertificate(certificate.notAfter);
       // One span per HTTP request (an Application Insights dependency), ended on every way out below.
-      const span = new FpxAttemptSpan(
-        spec.method,
-        spec.endpoint,
-        this.host,
-        attempt,
-        this.clock.now() - waitFrom,
-      );
+      const span = new FpxAttemptSpan(spec.method, spec.endpoint, this.host, attempt, slotWaitMs);
       let error: FpxError;
       try {
         const result = await this.send(spec, certificate, span);

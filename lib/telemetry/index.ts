@@ -25,17 +25,25 @@ export const INSTRUMENTATION_NAME = 'fpx-crm-connector';
 // after `trace.disable()`, which the Azure Monitor distro calls before registering its own.
 const tracer = () => trace.getTracer(INSTRUMENTATION_NAME);
 
-// Sampled values the observable gauges report at each export: the last one known in this process.
-const queueDepths = new Map<string, number>();
+// What the observable gauges report. Read at each export where a source is set (the composition root sets
+// them), so every instance reports what is true now: a value sampled once would stay in the SDK's cumulative
+// series after another instance saw the queue cleared or the certificate rotated, and keep an alert firing.
+export type QueueDepthSource = () => Promise<Iterable<{ name: string; depth: number }>>;
+let queueDepthSource: QueueDepthSource | undefined;
+let certificateSource: (() => Promise<Date>) | undefined;
+// Without a source: the certificate the last FPX call of this process presented.
 let certificateNotAfter: Date | undefined;
 let now: () => number = Date.now;
 
 function createInstruments(meter: Meter) {
   meter
     .createObservableGauge('queue.depth', { description: 'Messages in each queue (poison queues included)' })
-    .addCallback((result) => {
-      for (const [queue, depth] of queueDepths) {
-        result.observe(depth, { 'queue.name': queue, 'queue.poison': queue.endsWith('-poison') });
+    .addCallback(async (result) => {
+      if (!queueDepthSource) return;
+      for (const { name, depth } of await queueDepthSource().catch(() => [])) {
+        // A queue that could not be read (-1) is left out rather than reported empty.
+        if (depth >= 0)
+          result.observe(depth, { 'queue.name': name, 'queue.poison': name.endsWith('-poison') });
       }
     });
   meter
@@ -43,10 +51,11 @@ function createInstruments(meter: Meter) {
       description: "Days until the FPX client certificate's notAfter",
       unit: 'd',
     })
-    .addCallback((result) => {
-      if (certificateNotAfter) {
-        result.observe(Math.floor((certificateNotAfter.getTime() - now()) / 86_400_000));
-      }
+    .addCallback(async (result) => {
+      const notAfter = certificateSource
+        ? await certificateSource().catch(() => undefined)
+        : certificateNotAfter;
+      if (notAfter) result.observe(Math.floor((notAfter.getTime() - now()) / 86_400_000));
     });
   return {
     fpxCalls: meter.createCounter('fpx.calls', {
@@ -65,7 +74,8 @@ function createInstruments(meter: Meter) {
       description: 'Rows a sync run created, changed or marked removed, by stream',
     }),
     deliveries: meter.createCounter('crm.deliveries', {
-      description: 'CRM deliveries that reached a final status (delivered, rejected, failed, superseded)',
+      description:
+        'CRM deliveries that reached a final status (delivered, rejected, failed, superseded, ignored)',
     }),
   };
 }
@@ -87,13 +97,20 @@ export function useTelemetryClock(clock: { now(): number }): void {
   now = () => clock.now();
 }
 
-/** The queue depths just read (the recovery timer samples them); a depth that could not be read is skipped. */
-export function recordQueueDepths(depths: Iterable<{ name: string; depth: number }>): void {
+/**
+ * Where the gauges read at each export: the queues' depths, and the certificate this instance would present now
+ * (its source refreshes from Key Vault when due). Set by the composition root when telemetry is on.
+ */
+export function observeGauges(sources: {
+  queueDepths?: QueueDepthSource;
+  certificateNotAfter?: () => Promise<Date>;
+}): void {
   instruments();
-  for (const { name, depth } of depths) if (depth >= 0) queueDepths.set(name, depth);
+  queueDepthSource = sources.queueDepths;
+  certificateSource = sources.certificateNotAfter;
 }
 
-/** The certificate in use (the FPX transport tells every call's; the expiry check tells its own). */
+/** The certificate an FPX call presented (reported while no certificate source is set). */
 export function recordCertificate(notAfter: Date): void {
   instruments();
   certificateNotAfter = notAfter;

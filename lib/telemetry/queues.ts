@@ -1,18 +1,18 @@
 import type { QueueClient } from '@azure/storage-queue';
 import { QUEUES } from '../ops/status';
 import { queueDepth } from '../storage';
-import { recordQueueDepths } from './index';
 
 /**
- * Reads the depth of every queue the operations page shows (the work queues and their poison queues) for the
- * `queue.depth` gauge. A queue that cannot be read keeps its last sample; this never throws.
+ * The depth of every queue the operations page shows (the work queues and their poison queues), for the
+ * `queue.depth` gauge; a queue that cannot be read within 5 s is -1. Never throws.
  */
-export async function sampleQueueDepths(queue: (name: string) => QueueClient): Promise<void> {
-  const depths = await Promise.all(
+export function readQueueDepths(
+  queue: (name: string) => QueueClient,
+): Promise<{ name: string; depth: number }[]> {
+  return Promise.all(
     QUEUES.map(async ({ name }) => ({
       name,
       depth: await queueDepth(queue(name), { abortSignal: AbortSignal.timeout(5_000) }).catch(() => -1),
     })),
   );
-  recordQueueDepths(depths);
 }

@@ -14,6 +14,7 @@
  * hooks it so that each invocation's spans and logs carry the host's operation id (its traceparent).
  */
 import type { TelemetrySettings } from '../config';
+import { safeErrorMessage } from '../redact';
 import type { Telemetry } from './sdk';
 
 export type { Telemetry } from './sdk';
@@ -35,9 +36,19 @@ export function startTelemetry(
 ): Telemetry {
   if (started) return started;
   if (settings.exporter === 'none') return OFF;
-  const module = sdk();
-  const telemetry =
-    settings.exporter === 'otlp' ? module.startOtlp(settings) : module.startAzureMonitor(settings);
+  let module: ReturnType<SdkLoader>;
+  let telemetry: Telemetry;
+  try {
+    module = sdk();
+    telemetry =
+      settings.exporter === 'otlp' ? module.startOtlp(settings) : module.startAzureMonitor(settings);
+  } catch (error) {
+    // Telemetry is for the operators, not a reason to register no function at all: the app runs without it.
+    console.error(
+      `Telemetry could not start (${settings.exporter}); running without it: ${safeErrorMessage(error)}`,
+    );
+    return OFF;
+  }
   if (functionsModule) module.linkInvocations(functionsModule);
   started = {
     ...telemetry,

@@ -1,7 +1,15 @@
 /** Issue 17's pure rules: endpoint templates for spans and dimensions, outcomes, stream kinds, the settings. */
+import { metrics } from '@opentelemetry/api';
+import { MeterProvider, MetricReader } from '@opentelemetry/sdk-metrics';
 import { describe, expect, test } from 'vitest';
 import { ConfigError, loadConfig } from '../../lib/config';
-import { finalOutcome, pathTemplate, streamKind } from '../../lib/telemetry';
+import {
+  finalOutcome,
+  observeGauges,
+  pathTemplate,
+  streamKind,
+  useTelemetryClock,
+} from '../../lib/telemetry';
 
 describe('pathTemplate', () => {
   test("keeps the client's endpoint templates, without the method", () => {
@@ -117,5 +125,49 @@ describe('telemetry settings', () => {
     expect(loadConfig({ ...minimal, OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' }).telemetry).toEqual({
       exporter: 'none',
     });
+  });
+});
+
+describe('sampled gauges', () => {
+  /** Collects on demand: what an export would send now. */
+  class CollectingReader extends MetricReader {
+    protected onForceFlush(): Promise<void> {
+      return Promise.resolve();
+    }
+    protected onShutdown(): Promise<void> {
+      return Promise.resolve();
+    }
+  }
+
+  test('read their sources at each export: a queue cleared or a certificate rotated since shows at once', async () => {
+    const reader = new CollectingReader();
+    metrics.setGlobalMeterProvider(new MeterProvider({ readers: [reader] }));
+    const time = Date.UTC(2026, 11, 1, 8);
+    useTelemetryClock({ now: () => time });
+    let depth = 3;
+    let notAfter = new Date(time + 10 * 86_400_000);
+    observeGauges({
+      queueDepths: async () => [
+        { name: 'crm-deliveries-poison', depth },
+        { name: 'crm-events-poison', depth: -1 },
+      ],
+      certificateNotAfter: async () => notAfter,
+    });
+    const gauges = async () => {
+      const { resourceMetrics } = await reader.collect();
+      const all = resourceMetrics.scopeMetrics.flatMap((scope) => scope.metrics);
+      return Object.fromEntries(all.map((m) => [m.descriptor.name, m.dataPoints.map((p) => p.value)]));
+    };
+    try {
+      // An unreadable queue (-1) is left out rather than reported empty.
+      expect(await gauges()).toMatchObject({ 'queue.depth': [3], 'certificate.days_left': [10] });
+      depth = 0; // another instance's operator cleared it
+      notAfter = new Date(time + 120 * 86_400_000); // rotated in Key Vault
+      expect(await gauges()).toMatchObject({ 'queue.depth': [0], 'certificate.days_left': [120] });
+    } finally {
+      observeGauges({});
+      useTelemetryClock({ now: () => Date.now() });
+      metrics.disable();
+    }
   });
 });
