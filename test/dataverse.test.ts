@@ -5,6 +5,8 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { HttpRequest } from '@azure/functions';
+import { metrics } from '@opentelemetry/api';
+import { MeterProvider, MetricReader } from '@opentelemetry/sdk-metrics';
 import { afterAll, beforeAll, describe, expect, inject, test } from 'vitest';
 import { dataverseHeaders, remoteExecutionContext, trimmed } from '../dev/dataverse/context';
 import { type DataverseWebApiFake, startDataverseWebApiFake } from '../dev/dataverse/web-api-fake';
@@ -13,12 +15,14 @@ import { GUIDE_SAMPLE_GUID } from '../dev/sandbox/reference';
 import { adaptHttp } from '../functions/http-adapter';
 import { deliveryIdFor, REPLAYED_HEADER } from '../lib/crm';
 import {
+  ANSWER_WITHIN_MS,
   ContactLinks,
   type DataverseDeps,
   DataverseWebApi,
   handleDataverseWebhook,
   keys,
   LookupCache,
+  WebApiError,
 } from '../lib/dataverse';
 import { tableClient } from '../lib/storage';
 import {
@@ -88,10 +92,11 @@ afterAll(() => Promise.all([sandbox.close(), api.close()]));
 
 async function post(
   context: Record<string, unknown>,
-  options: { key?: string | null; oversized?: boolean; to?: DataverseDeps } = {},
+  options: { key?: string | null; oversized?: boolean; untrimmed?: boolean; to?: DataverseDeps } = {},
 ) {
   const key = options.key === null ? undefined : (options.key ?? KEY);
-  const body = JSON.stringify(options.oversized ? trimmed(context) : context);
+  // `untrimmed`: the size header with the context whole (its Target then stale): the header alone decides.
+  const body = JSON.stringify(options.oversized && !options.untrimmed ? trimmed(context) : context);
   const request = new HttpRequest({
     method: 'POST',
     url: 'http://127.0.0.1:7071/api/dataverse',
@@ -111,6 +116,18 @@ const contactPosts = () =>
   sandbox.requests.filter((r) => r.method === 'POST' && r.path.endsWith('/contacts') && r.status === 200);
 const contactPatches = (fpxId: string) =>
   sandbox.requests.filter((r) => r.method === 'PATCH' && r.path.endsWith(`/contacts/${fpxId}`));
+const postsOf = (email: string) =>
+  contactPosts().filter((r) => (r.body as { email?: string } | undefined)?.email === email);
+
+/** Collects the app's metrics on demand (the OpenTelemetry SDK's own reader). */
+class CollectingReader extends MetricReader {
+  protected onForceFlush(): Promise<void> {
+    return Promise.resolve();
+  }
+  protected onShutdown(): Promise<void> {
+    return Promise.resolve();
+  }
+}
 
 describe('notes', () => {
   test('an annotation on an account reaches FPX once; the redelivered context replays its answer', async () => {
@@ -138,7 +155,7 @@ describe('notes', () => {
     expect(noteCreates(sandbox, `${subject}\n\nTeams first.`)).toHaveLength(1);
   });
 
-  test('a context trimmed over 256 KB: the note is read from the Web API', async () => {
+  test('a context marked over 256 KB: the note is read from the Web API, not from what the context carries', async () => {
     const id = randomUUID();
     const subject = `Big attachment ${id}`;
     api.setRow('annotations', id, {
@@ -147,17 +164,24 @@ describe('notes', () => {
       objecttypecode: 'account',
       objectid: { LogicalName: 'account', Id: ACCOUNT },
     });
-    const context = remoteExecutionContext({ message: 'Create', table: 'annotation', id, attributes: {} });
-    const { answer, body } = await post(context, { oversized: true });
+    // A Target still there (stale): only x-ms-dynamics-msg-size-exceeded tells the handler to read the row.
+    const context = remoteExecutionContext({
+      message: 'Create',
+      table: 'annotation',
+      id,
+      attributes: { subject: `Stale ${id}`, objectid: { LogicalName: 'account', Id: ACCOUNT } },
+    });
+    const { answer, body } = await post(context, { oversized: true, untrimmed: true });
     expect(answer.status).toBe(200);
     expect(body).toMatchObject({ status: 'delivered' });
     expect(noteCreates(sandbox, subject)).toHaveLength(1);
+    expect(noteCreates(sandbox, `Stale ${id}`)).toHaveLength(0);
     const read = api.requests.find((r) => r.path.endsWith(`annotations(${id})`));
     expect(read).toMatchObject({ authorized: true, status: 200 });
     expect(read?.select).toEqual(expect.arrayContaining(['subject', 'notetext', '_objectid_value']));
   });
 
-  test('an account without a tenant id: acknowledged, recorded as ignored with the reason, never sent', async () => {
+  test('an account without a tenant id: acknowledged, recorded as ignored with the reason (and counted), never sent', async () => {
     const id = randomUUID();
     const context = remoteExecutionContext({
       message: 'Create',
@@ -165,16 +189,65 @@ describe('notes', () => {
       id,
       attributes: { subject: `Orphan ${id}`, objectid: { LogicalName: 'account', Id: BARE_ACCOUNT } },
     });
-    const { answer, body } = await post(context);
-    expect(answer.status).toBe(200);
-    expect(body).toMatchObject({
-      status: 'ignored',
-      message: expect.stringContaining('fpx_tenantid is empty'),
+    const reader = new CollectingReader();
+    metrics.setGlobalMeterProvider(new MeterProvider({ readers: [reader] }));
+    try {
+      const { answer, body } = await post(context);
+      expect(answer.status).toBe(200);
+      expect(body).toMatchObject({
+        status: 'ignored',
+        message: expect.stringContaining('fpx_tenantid is empty'),
+      });
+      const row = await fx.deps.store.get(deliveryIdFor(keys.note(id)));
+      expect(row).toMatchObject({ status: 'ignored', lastError: expect.stringContaining(BARE_ACCOUNT) });
+      expect((await post(context)).body).toMatchObject({ status: 'ignored' });
+      expect(noteCreates(sandbox, `Orphan ${id}`)).toHaveLength(0);
+      // Final once, as every delivery: the replay above is not counted again.
+      const { resourceMetrics } = await reader.collect();
+      const finals = resourceMetrics.scopeMetrics
+        .flatMap((s) => s.metrics)
+        .find((m) => m.descriptor.name === 'crm.deliveries');
+      const ignoredNotes = finals?.dataPoints.filter(
+        (p) => p.attributes['crm.delivery.status'] === 'ignored',
+      );
+      expect(ignoredNotes).toEqual([
+        expect.objectContaining({
+          value: 1,
+          attributes: { 'crm.delivery.status': 'ignored', 'crm.endpoint': 'notes' },
+        }),
+      ]);
+    } finally {
+      metrics.disable();
+    }
+  });
+
+  test('the answer time budget spent reading Dataverse: the FPX attempt is cut short and queued (202)', async () => {
+    const id = randomUUID();
+    const subject = `Late ${id}`;
+    // Reading the account takes the whole budget (on the handlers' clock: nothing waits).
+    class Slow extends DataverseWebApi {
+      override async accountColumn(accountId: string, column: string, signal?: AbortSignal) {
+        const value = await super.accountColumn(accountId, column, signal);
+        fx.clock.advance(ANSWER_WITHIN_MS);
+        return value;
+      }
+    }
+    const late: DataverseDeps = {
+      ...deps,
+      webApi: new Slow({ url: api.url, credential: api.credential }),
+      cache: new LookupCache(),
+    };
+    const context = remoteExecutionContext({
+      message: 'Create',
+      table: 'annotation',
+      id,
+      attributes: { subject, objectid: { LogicalName: 'account', Id: ACCOUNT } },
     });
-    const row = await fx.deps.store.get(deliveryIdFor(keys.note(id)));
-    expect(row).toMatchObject({ status: 'ignored', lastError: expect.stringContaining(BARE_ACCOUNT) });
-    expect((await post(context)).body).toMatchObject({ status: 'ignored' });
-    expect(noteCreates(sandbox, `Orphan ${id}`)).toHaveLength(0);
+    const { answer, body } = await post(context, { to: late });
+    expect(answer.status).toBe(202);
+    expect(body).toMatchObject({ status: 'queued', deliveryId: deliveryIdFor(keys.note(id)) });
+    expect(await runWorker(fx.deps)).toContain('delivered');
+    expect(noteCreates(sandbox, subject)).toHaveLength(1);
   });
 });
 
@@ -256,6 +329,50 @@ describe('contacts', () => {
     expect(await deps.links.get(id)).toBeDefined();
   });
 
+  test('a Create and an Update of a new contact at once: one creates, the other gets 503, then is a PATCH', async () => {
+    const id = randomUUID();
+    const email = `kim.${id.slice(0, 8)}@litware.example.com`;
+    const attributes = {
+      firstname: 'Kim',
+      lastname: 'Lu',
+      emailaddress1: email,
+      parentcustomerid: { LogicalName: 'account', Id: ACCOUNT },
+    };
+    api.setRow('contacts', id, { ...attributes, jobtitle: 'CEO' });
+    const create = remoteExecutionContext({ message: 'Create', table: 'contact', id, attributes });
+    const update = remoteExecutionContext({
+      message: 'Update',
+      table: 'contact',
+      id,
+      attributes: { jobtitle: 'CEO' },
+    });
+    // The Update found no link and reads the row; meanwhile the Create claims the contact's create key (another
+    // fingerprint) and is delivered: the Update's claim of that key then fails.
+    let first: Awaited<ReturnType<typeof post>> | undefined;
+    class Racing extends DataverseWebApi {
+      override async contact(contactId: string, signal?: AbortSignal) {
+        first ??= await post(create);
+        return super.contact(contactId, signal);
+      }
+    }
+    const racing = { ...deps, webApi: new Racing({ url: api.url, credential: api.credential }) };
+    const loser = await post(update, { to: racing });
+    expect(first?.body).toMatchObject({
+      status: 'delivered',
+      deliveryId: deliveryIdFor(keys.contactCreate(id)),
+    });
+    expect(loser.answer.status).toBe(503);
+    expect(headerOf(loser.answer, 'Retry-After')).toBe('60');
+
+    // Dataverse brings the Update again: the contact is linked by now, so it is a PATCH.
+    const again = await post(update);
+    expect(again.body).toMatchObject({ status: 'delivered' });
+    const link = await deps.links.get(id);
+    expect(contactPatches(link?.fpxContactId ?? '')).toHaveLength(1);
+    expect(contactPatches(link?.fpxContactId ?? '')[0]?.body).toMatchObject({ title: 'CEO' });
+    expect(postsOf(email)).toHaveLength(1);
+  });
+
   test('FPX down: 202 queued; the queue delivers it and links the contact; the next update is a PATCH', async () => {
     const id = randomUUID();
     const email = `lee.${id.slice(0, 8)}@litware.example.com`;
@@ -321,11 +438,53 @@ describe('refusals', () => {
 
   test('a wrong or missing x-fpx-dataverse-key: 401, nothing read or stored', async () => {
     const context = note();
+    const reads = api.requests.length;
     expect((await post(context, { key: `${KEY}x` })).answer.status).toBe(401);
     expect((await post(context, { key: null })).answer.status).toBe(401);
+    // Even where Azure checked the function key, a header sent must match.
+    const azure = { ...deps, settings: { ...deps.settings, functionKeyChecked: true } };
+    expect((await post(context, { key: `${KEY}x`, to: azure })).answer.status).toBe(401);
+    expect(api.requests.length).toBe(reads);
     expect(
       await fx.deps.store.get(deliveryIdFor(keys.note(String(context.PrimaryEntityId)))),
     ).toBeUndefined();
+  });
+
+  test('a header while no DATAVERSE_WEBHOOK_KEY is set: 401; no header where Azure checked the function key: passes', async () => {
+    const keyless = { ...deps, settings: { ...deps.settings, webhookKey: undefined } };
+    const refused = await post(note(), { key: 'anything-at-all', to: keyless });
+    expect(refused.answer.status).toBe(401);
+    expect(refused.body.message).toContain('no DATAVERSE_WEBHOOK_KEY');
+    expect((await post(note(), { key: null, to: keyless })).answer.status).toBe(401);
+
+    const azure = { ...keyless, settings: { ...keyless.settings, functionKeyChecked: true } };
+    const { answer, body } = await post(note(), { key: null, to: azure });
+    expect(answer.status).toBe(200);
+    expect(body).toMatchObject({ status: 'delivered' });
+  });
+
+  test('the Web API reads are bounded: a token that never comes, a 404 that is not "no such row"', async () => {
+    const stuck = new DataverseWebApi({
+      url: api.url,
+      credential: { getToken: () => new Promise(() => {}) },
+    });
+    const noToken = await stuck
+      .accountColumn(ACCOUNT, 'fpx_tenantid', AbortSignal.abort())
+      .catch((error: unknown) => error);
+    expect(noToken).toBeInstanceOf(WebApiError);
+    expect(noToken).toMatchObject({ transient: true, message: expect.stringContaining('no token') });
+
+    // A wrong DATAVERSE_URL (its path): 404 "resource not found", not a missing account: retried, not ignored.
+    const wrong = new DataverseWebApi({ url: `${api.url}/elsewhere`, credential: api.credential });
+    await expect(wrong.accountColumn(ACCOUNT, 'fpx_tenantid')).rejects.toMatchObject({ status: 404 });
+    const context = note();
+    const { answer } = await post(context, { to: { ...deps, webApi: wrong, cache: new LookupCache() } });
+    expect(answer.status).toBe(503);
+    expect(
+      await fx.deps.store.get(deliveryIdFor(keys.note(String(context.PrimaryEntityId)))),
+    ).toBeUndefined();
+    // A row that does not exist is still "not in Dataverse".
+    expect(await deps.webApi?.accountColumn(randomUUID(), 'fpx_tenantid')).toBeUndefined();
   });
 
   test('the Web API unavailable: 503 with Retry-After (Dataverse retries); no DATAVERSE_URL: 503', async () => {

@@ -17,6 +17,7 @@ import { header, type PlainRequest, type PlainResponse, readBoundedBody } from '
 import type { Log } from '../log';
 import { safeErrorMessage } from '../redact';
 import { listEntitiesOrNone } from '../storage';
+import { recordDeliveryFinal } from '../telemetry';
 import {
   type Attributes,
   entityReference,
@@ -41,6 +42,11 @@ export const MAX_BODY_BYTES = 1024 * 1024;
 export const TENANT_CACHE_MS = 60_000;
 const COUNTRY_CACHE_MS = 10 * 60_000;
 const RETRY_AFTER_SECONDS = 60;
+/**
+ * Dataverse waits 60 s for an answer: the Web API reads and the FPX attempt share this budget from the request's
+ * arrival (an attempt cut short is queued, 202), leaving the rest for the storage writes around them.
+ */
+export const ANSWER_WITHIN_MS = 45_000;
 
 export interface DataverseSettings {
   url?: string;
@@ -86,6 +92,7 @@ export async function handleDataverseWebhook(
   log: Log,
 ): Promise<PlainResponse> {
   const { settings } = deps;
+  const deadline = deps.crm.now() + ANSWER_WITHIN_MS;
   if (!settings.url || !deps.webApi) {
     return failure(503, 'Dataverse webhooks are refused: DATAVERSE_URL is not set');
   }
@@ -120,7 +127,7 @@ export async function handleDataverseWebhook(
   }
   const sizeExceeded = header(request, SIZE_EXCEEDED_HEADER);
   const oversized = sizeExceeded !== null && sizeExceeded.trim().toLowerCase() !== 'false';
-  const event = new DataverseEvent(deps, context, id, oversized, log);
+  const event = new DataverseEvent(deps, context, id, oversized, deadline, log);
   try {
     return kind === 'note' ? await event.note() : await event.contact();
   } catch (error) {
@@ -162,6 +169,7 @@ class DataverseEvent {
     private readonly context: RemoteExecutionContext,
     private readonly id: string,
     private readonly oversized: boolean,
+    private readonly deadline: number,
     private readonly log: Log,
   ) {
     this.fingerprint = eventFingerprint(context, id);
@@ -172,12 +180,22 @@ class DataverseEvent {
     return this.deps.webApi as DataverseWebApi;
   }
 
+  /** What is left of the answer's time budget (ANSWER_WITHIN_MS), on the injected clock. */
+  private remainingMs(): number {
+    return Math.max(0, this.deadline - this.deps.crm.now());
+  }
+
+  /** Aborts a Web API read (its token included) when the answer's time budget runs out. */
+  private budget(): AbortSignal {
+    return AbortSignal.timeout(this.remainingMs());
+  }
+
   /** An annotation regarding an account → an FPX note on the account's tenant. */
   async note(): Promise<PlainResponse> {
     const key = keys.note(this.rowId);
     const repeat = await this.repeat(key);
     if (repeat) return repeat;
-    const attributes = await this.attributes(() => this.webApi.annotation(this.rowId));
+    const attributes = await this.attributes(() => this.webApi.annotation(this.rowId, this.budget()));
     if (!attributes)
       return this.ignore(key, 'createNote', `annotation ${this.rowId} is not in Dataverse (deleted?)`);
     const regarding = entityReference(attributes.objectid);
@@ -258,7 +276,10 @@ class DataverseEvent {
   > {
     // An Update's Target holds only the changed columns: the whole row is read.
     const fromContext = this.context.MessageName.toLowerCase() === 'create';
-    const attributes = await this.attributes(() => this.webApi.contact(this.rowId), fromContext);
+    const attributes = await this.attributes(
+      () => this.webApi.contact(this.rowId, this.budget()),
+      fromContext,
+    );
     if (!attributes)
       return { answer: await this.ignore(key, op, `contact ${this.rowId} is not in Dataverse (deleted?)`) };
     const parent = entityReference(attributes.parentcustomerid);
@@ -305,7 +326,7 @@ class DataverseEvent {
     let entry = cache.tenants.get(accountId);
     if (!entry || entry.until <= now) {
       entry = {
-        value: await this.webApi.accountColumn(accountId, settings.tenantIdColumn),
+        value: await this.webApi.accountColumn(accountId, settings.tenantIdColumn, this.budget()),
         until: now + TENANT_CACHE_MS,
       };
       cache.tenants.set(accountId, entry);
@@ -353,13 +374,22 @@ class DataverseEvent {
     endpoint: 'notes' | 'contacts',
     operation: CrmOperation,
   ): Promise<PlainResponse> {
+    const { crm } = this.deps;
     const input: WebhookInput = {
       webhookId: key,
-      signedAt: eventTime(this.context, this.deps.crm.now()),
+      signedAt: eventTime(this.context, crm.now()),
       operation,
       fingerprint: this.fingerprint,
     };
-    return deliverWebhookInput(this.deps.crm, endpoint, input, this.log).then((answer) =>
+    // The attempt gets what is left of the budget: cut short, its outcome is unknown and it is queued (202),
+    // reconciled by the queue; a long wait for a call slot queues it at once.
+    const left = this.remainingMs();
+    const policy = {
+      ...crm.policy,
+      attemptTimeoutMs: Math.min(crm.policy.attemptTimeoutMs, left),
+      httpMaxWaitMs: Math.min(crm.policy.httpMaxWaitMs, left),
+    };
+    return deliverWebhookInput({ ...crm, policy }, endpoint, input, this.log).then((answer) =>
       this.answer(answer),
     );
   }
@@ -393,15 +423,22 @@ class DataverseEvent {
       await packJson({ ignored: reason }),
     );
     if (!created) return (await this.repeat(key)) ?? retryLater(`${key} is being processed`);
+    recordDeliveryFinal('ignored', fields.endpoint);
     this.log.warn(
       `Dataverse ${this.context.MessageName} of ${this.context.PrimaryEntityName} ${this.rowId}: ignored: ${reason}`,
     );
     return ignored(deliveryId, reason);
   }
 
-  /** The pipeline's answer as Dataverse should get it: its 409 (still in flight) becomes 503, which it retries. */
+  /**
+   * The pipeline's answer as Dataverse should get it. Its 409 (still in flight) becomes 503, which Dataverse
+   * retries; so does a 422 that is not FPX's refusal (`rejected`) but our key claimed by another event of the
+   * row (a Create and an Update of a new contact racing for its create): retried, the event finds the link and
+   * updates, where a 422 could end the job and lose the change.
+   */
   private answer(response: PlainResponse): PlainResponse {
-    if (response.status === 409)
+    const body = response.jsonBody as { status?: unknown } | undefined;
+    if (response.status === 409 || (response.status === 422 && body?.status !== 'rejected'))
       return {
         ...response,
         status: 503,

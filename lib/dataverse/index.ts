@@ -9,6 +9,7 @@ import { DataverseWebApi } from './web-api';
 
 export * from './context';
 export {
+  ANSWER_WITHIN_MS,
   type DataverseDeps,
   type DataverseSettings,
   handleDataverseWebhook,

@@ -12,6 +12,8 @@ import type { Attributes } from './context';
 export const API_PATH = '/api/data/v9.2';
 const LOOKUP_TYPE = '@Microsoft.Dynamics.CRM.lookuplogicalname';
 const TIMEOUT_MS = 10_000;
+/** Dataverse's error code for a row that does not exist; any other 404 is a wrong URL or table. */
+export const ROW_NOT_FOUND = '0x80040217';
 
 export const CONTACT_COLUMNS = [
   'firstname',
@@ -59,23 +61,27 @@ export class DataverseWebApi {
   }
 
   /** `accounts(<id>)?$select=<column>`: the column's value (trimmed), or null when empty; undefined: no such account. */
-  async accountColumn(accountId: string, column: string): Promise<string | null | undefined> {
-    const row = await this.get(`accounts(${accountId})`, [column]);
+  async accountColumn(
+    accountId: string,
+    column: string,
+    signal?: AbortSignal,
+  ): Promise<string | null | undefined> {
+    const row = await this.get(`accounts(${accountId})`, [column], signal);
     if (!row) return undefined;
     const value = row[column];
     return typeof value === 'string' && value.trim() ? value.trim() : null;
   }
 
   /** The contact's columns we map, with `parentcustomerid` as a lookup; undefined: no such contact. */
-  async contact(contactId: string): Promise<Attributes | undefined> {
-    const row = await this.get(`contacts(${contactId})`, CONTACT_COLUMNS);
+  async contact(contactId: string, signal?: AbortSignal): Promise<Attributes | undefined> {
+    const row = await this.get(`contacts(${contactId})`, CONTACT_COLUMNS, signal);
     if (!row) return undefined;
     return { ...withoutAnnotations(row), parentcustomerid: lookup(row, '_parentcustomerid_value') };
   }
 
   /** The note's columns we map, with `objectid` as a lookup (its table from `objecttypecode`). */
-  async annotation(annotationId: string): Promise<Attributes | undefined> {
-    const row = await this.get(`annotations(${annotationId})`, ANNOTATION_COLUMNS);
+  async annotation(annotationId: string, signal?: AbortSignal): Promise<Attributes | undefined> {
+    const row = await this.get(`annotations(${annotationId})`, ANNOTATION_COLUMNS, signal);
     if (!row) return undefined;
     const id = row._objectid_value;
     const table = row[`_objectid_value${LOOKUP_TYPE}`] ?? row.objecttypecode;
@@ -85,11 +91,23 @@ export class DataverseWebApi {
     };
   }
 
-  private async get(path: string, select: string[]): Promise<Record<string, unknown> | undefined> {
+  /** `signal`: the caller's deadline; each read (token and request) is bounded by TIMEOUT_MS besides. */
+  private async get(
+    path: string,
+    select: string[],
+    deadline?: AbortSignal,
+  ): Promise<Record<string, unknown> | undefined> {
     const url = `${this.options.url}${API_PATH}/${path}?$select=${select.join(',')}`;
+    const signal = deadline
+      ? AbortSignal.any([AbortSignal.timeout(TIMEOUT_MS), deadline])
+      : AbortSignal.timeout(TIMEOUT_MS);
     let token: string;
     try {
-      const got = await this.credential.getToken(`${this.options.url}/.default`);
+      // Raced as well: not every credential in the chain honours abortSignal.
+      const got = await untilAborted(
+        this.credential.getToken(`${this.options.url}/.default`, { abortSignal: signal }),
+        signal,
+      );
       if (!got) throw new Error('no token');
       token = got.token;
     } catch (error) {
@@ -105,25 +123,22 @@ export class DataverseWebApi {
           'odata-maxversion': '4.0',
           prefer: `odata.include-annotations="Microsoft.Dynamics.CRM.lookuplogicalname"`,
         },
-        signal: AbortSignal.timeout(TIMEOUT_MS),
+        signal,
       });
     } catch (error) {
       throw new WebApiError(`the Web API did not answer: ${(error as Error).message}`, undefined, true);
     }
-    if (response.status === 404) {
-      await response.body?.cancel();
-      return undefined;
-    }
     if (!response.ok) {
-      const detail = await errorMessage(response);
+      const detail = await errorOf(response);
       const status = response.status;
+      if (status === 404 && detail.code === ROW_NOT_FOUND) return undefined;
       const hint =
         status === 401 || status === 403
           ? ' (check the application user of the app’s managed identity and its security role)'
           : '';
       // 401/403 are fixed by an administrator, after which a retry works: transient for Dataverse's retries.
       const transient = status >= 500 || status === 429 || status === 408 || status === 401 || status === 403;
-      throw new WebApiError(`GET ${path} answered ${status}${hint}: ${detail}`, status, transient);
+      throw new WebApiError(`GET ${path} answered ${status}${hint}: ${detail.message}`, status, transient);
     }
     return (await response.json()) as Record<string, unknown>;
   }
@@ -139,11 +154,21 @@ function withoutAnnotations(row: Record<string, unknown>): Attributes {
   return Object.fromEntries(Object.entries(row).filter(([name]) => !name.includes('@')));
 }
 
-async function errorMessage(response: Response): Promise<string> {
+async function errorOf(response: Response): Promise<{ code: string; message: string }> {
   try {
-    const body = (await response.json()) as { error?: { message?: string } };
-    return (body.error?.message ?? '').slice(0, 300);
+    const body = (await response.json()) as { error?: { code?: string; message?: string } };
+    return { code: String(body.error?.code ?? ''), message: (body.error?.message ?? '').slice(0, 300) };
   } catch {
-    return '';
+    return { code: '', message: '' };
   }
+}
+
+/** The promise's result, or the signal's reason once it aborts first. */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
 }

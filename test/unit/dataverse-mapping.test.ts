@@ -1,7 +1,7 @@
 /** The pure part of Dataverse webhooks: the context as Dataverse serializes it, dates, attributes → FPX fields. */
 import { randomUUID } from 'node:crypto';
 import { describe, expect, test } from 'vitest';
-import { remoteExecutionContext, trimmed } from '../../dev/dataverse/context';
+import { type ContextInput, remoteExecutionContext, trimmed } from '../../dev/dataverse/context';
 import {
   entityReference,
   eventFingerprint,
@@ -57,15 +57,35 @@ describe('context parsing', () => {
   });
 
   test('the event id and fingerprint: the same for a redelivery, another for another request', () => {
-    const context = parsed(
-      remoteExecutionContext({ message: 'Update', table: 'contact', id: randomUUID(), attributes: {} }),
-    );
+    const input: ContextInput = {
+      message: 'Update',
+      table: 'contact',
+      id: randomUUID(),
+      attributes: { jobtitle: 'CIO' },
+      requestId: randomUUID(),
+    };
+    const context = parsed(remoteExecutionContext(input));
     const id = eventId(context) as string;
-    expect(id).toBe(context.RequestId);
-    expect(eventFingerprint(context, id)).toBe(eventFingerprint(parsed({ ...context }), id));
-    expect(eventFingerprint(context, id)).not.toBe(eventFingerprint(context, randomUUID()));
+    expect(id).toBe(input.requestId);
+    const fingerprint = eventFingerprint(context, id);
+    expect(fingerprint).toMatch(/^[0-9a-f]{64}$/);
+    // Delivered again: serialized anew (other correlation and business unit ids, another attribute order), same event.
+    const again = parsed(remoteExecutionContext({ ...input, attributes: { jobtitle: 'CTO' } }));
+    expect(again.CorrelationId).not.toBe(context.CorrelationId);
+    expect(eventFingerprint(again, eventId(again) as string)).toBe(fingerprint);
+    // Another request, another message or another row: another fingerprint.
+    const other = (change: Partial<ContextInput>) => {
+      const c = parsed(remoteExecutionContext({ ...input, ...change }));
+      return eventFingerprint(c, eventId(c) as string);
+    };
+    expect(other({ requestId: randomUUID() })).not.toBe(fingerprint);
+    expect(other({ message: 'Create' })).not.toBe(fingerprint);
+    expect(other({ id: randomUUID() })).not.toBe(fingerprint);
+
     const noRequest = parsed({ ...context, RequestId: null });
     expect(eventId(noRequest)).toBe(noRequest.OperationId);
+    const onlyCorrelation = parsed({ ...context, RequestId: null, OperationId: null });
+    expect(eventId(onlyCorrelation)).toBe(context.CorrelationId);
   });
 
   test('errors name the field', () => {
