@@ -4,6 +4,9 @@
  * that verify the signature as the CRM would. Time is a MovableClock: retries come by moving it, not waiting.
  */
 import { randomBytes } from 'node:crypto';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { TableClient } from '@azure/data-tables';
 import { afterEach, describe, expect, inject, test } from 'vitest';
 import { type EventReceiver, type ReceivedEvent, startEventReceiver } from '../dev/event-receiver';
 import { LogAlertSender } from '../lib/alerts';
@@ -12,10 +15,13 @@ import {
   deliverEventsMessage,
   type EventsMessage,
   EventsQueue,
+  LEASE_MS,
+  OUTBOX_RETENTION_DAYS,
   OUTBOX_TABLE,
   RETRY_SCHEDULE_SECONDS,
   stateOf,
 } from '../lib/events';
+import { deliverKey, type MessageOutcome } from '../lib/events/delivery';
 import { silentLog } from '../lib/log';
 import { queueClient } from '../lib/storage';
 import { type RowWrite, readSyncState, syncStream, TABLES } from '../lib/sync';
@@ -69,6 +75,7 @@ async function world(answers: Array<(event: ReceivedEvent['event']) => number> =
   );
   const alerts: string[] = [];
   let failQueue = false;
+  let failPoison = false;
   const services = {
     config: { events: { urls: receivers.map((r) => r.url), secrets: [SECRET], perSecond: 1000 } },
     table,
@@ -82,6 +89,10 @@ async function world(answers: Array<(event: ReceivedEvent['event']) => number> =
         if (failQueue) return Promise.reject(new Error('queue unreachable'));
         return queue.send(message, delay);
       },
+      poison: (message: unknown) => {
+        if (failPoison) return Promise.reject(new Error('poison queue unreachable'));
+        return queue.poison(message);
+      },
     }),
   });
   if (!events) throw new Error('events are configured');
@@ -93,14 +104,22 @@ async function world(answers: Array<(event: ReceivedEvent['event']) => number> =
     queue,
     alerts,
     events,
+    /** Messages sent and not yet delivered. */
+    messages,
     failQueue: (fail: boolean) => {
       failQueue = fail;
     },
-    /** One referrals sync of `items`; `beforeWrite` may stand in for the outbox hook (a crash). */
-    sync: (items: Referral[], beforeWrite?: (writes: RowWrite[]) => Promise<void>) =>
+    failPoison: (fail: boolean) => {
+      failPoison = fail;
+    },
+    /**
+     * One referrals sync of `items`; `beforeWrite` may stand in for the outbox hook (a crash), `rows` for the
+     * table (one whose transactions fail).
+     */
+    sync: (items: Referral[], beforeWrite?: (writes: RowWrite[]) => Promise<undefined>, rows?: TableClient) =>
       syncStream({
         stream: 'referrals',
-        rows: table(TABLES.referrals),
+        rows: rows ?? table(TABLES.referrals),
         state: table(TABLES.syncState),
         partitionKey: 'referral',
         rowKey: (item: Referral) => item.id,
@@ -210,9 +229,10 @@ describe('CRM events', () => {
     expect(received[1]?.timestamp).toBeGreaterThan(received[0]?.timestamp ?? Number.POSITIVE_INFINITY);
   });
 
-  test('a crash after the outbox write, before the row write: nothing lost, nothing sent twice', async () => {
+  test('a crash after the outbox write, before the row write: nothing sent until the row is, then once', async () => {
     const w = await world();
-    // The outbox is written, then the instance "dies" before its row transaction is submitted.
+    // The outbox is written, then the instance "dies" before its row transaction is submitted (the message
+    // would have followed the row write).
     await expect(
       w.sync([referral(1)], async (writes) => {
         await w.events.recordWrites('referral', writes);
@@ -220,14 +240,40 @@ describe('CRM events', () => {
       }),
     ).rejects.toThrow('instance stopped');
     expect(await partitionRows(w.table(TABLES.referrals), 'referral')).toEqual([]);
+    expect(w.messages).toEqual([]);
+    // The sweep finds the event pending and queues its key; the sender finds no row: not sent, still pending.
+    w.clock.advance(3 * 60_000);
+    expect((await w.events.sweep(silentLog)).referral).toMatchObject({ pending: 1, requeued: 1 });
     await w.deliver();
-    expect(w.receivers[0]?.events).toHaveLength(1);
-    // The next sync derives the same change: same id, same outbox row, so not sent again.
+    expect(w.receivers[0]?.events).toHaveLength(0);
+    // The next sync derives the same change onto the same outbox row, writes the row, then sends it: once.
     await w.sync([referral(1)]);
     await w.deliver();
-    expect(await partitionRows(w.table(TABLES.referrals), 'referral')).toHaveLength(1);
+    await w.events.sweep(silentLog);
+    await w.deliver();
+    const [row] = await partitionRows(w.table(TABLES.referrals), 'referral');
     expect(await w.outbox()).toHaveLength(1);
-    expect(w.receivers[0]?.events).toHaveLength(1);
+    expect(w.receivers[0]?.events.map((r) => r.event.data.lastChangedAt)).toEqual([row?.lastChangedAt]);
+  });
+
+  test('a row transaction that fails: its events are neither queued nor sent, and purged after the retention', async () => {
+    const w = await world();
+    const refusing = Object.assign(Object.create(w.table(TABLES.referrals)) as TableClient, {
+      submitTransaction: () => Promise.reject(new Error('transaction refused')),
+    });
+    await expect(w.sync([referral(1)], undefined, refusing)).rejects.toThrow('transaction refused');
+    expect(await w.outbox()).toHaveLength(1);
+    expect(w.messages).toEqual([]);
+    w.clock.advance(3 * 60_000);
+    expect((await w.events.sweep(silentLog)).referral).toMatchObject({ requeued: 1 });
+    await w.deliver();
+    expect(w.receivers[0]?.events).toHaveLength(0);
+    const [orphan] = await w.events.delivery.outbox.eventsOf('referral', referral(1).id, '');
+    w.clock.advance((OUTBOX_RETENTION_DAYS + 1) * 24 * 3600_000);
+    expect((await w.events.sweep(silentLog)).referral).toMatchObject({ purged: 1 });
+    expect(await w.outbox()).toEqual([]);
+    // Deleted meanwhile (another sweep): not an error.
+    expect(orphan && (await w.events.delivery.outbox.delete(orphan))).toBe(false);
   });
 
   test('two messages for the same key at once (a sweep duplicate): the lease lets one send', async () => {
@@ -338,5 +384,109 @@ describe('CRM events', () => {
     await w.deliver();
     expect(w.receivers[0]?.events.at(-1)).toMatchObject({ status: 204, event: { type: 'referral.updated' } });
     expect((await w.events.sweep(silentLog)).referral).toMatchObject({ sent: 1, failed: 1, pending: 0 });
+  });
+  test('a redirect is a failed attempt, retried; never followed (a 302 would become a bodiless GET)', async () => {
+    const w = await world();
+    const requests: string[] = [];
+    const server = createServer((req, res) => {
+      requests.push(`${req.method} ${req.url}`);
+      res.writeHead(req.method === 'POST' ? 302 : 200, { location: '/landing' }).end();
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = server.address() as AddressInfo;
+      w.events.delivery.fetch = (_url, init) => fetch(`http://127.0.0.1:${port}/`, init);
+      await w.sync([referral(1)]);
+      await w.deliver();
+    } finally {
+      server.close();
+    }
+    expect(requests).toEqual(['POST /']);
+    const [event] = await w.outbox();
+    const endpoint = w.events.endpoints[0]?.id ?? '';
+    expect(stateOf(event ?? {}, endpoint)).toMatchObject({
+      done: undefined,
+      tries: 1,
+      next: expect.any(String),
+    });
+    expect(event?.[`error_${endpoint}`]).toBe('HTTP 302');
+  });
+
+  test('after a 410, keys already under way send nothing more to that endpoint; deleting its row enables it', async () => {
+    let gone = true;
+    const w = await world([() => (gone ? 410 : 204)]);
+    w.failQueue(true); // the test sends its own messages
+    await w.sync([referral(1), referral(2)]);
+    w.failQueue(false);
+    const [endpoint] = w.events.endpoints;
+    if (!endpoint) throw new Error('one endpoint');
+    await deliverEventsMessage(w.events.delivery, { subject: 'referral', keys: [referral(1).id] }, silentLog);
+    // Key 2 of a message that listed its targets before the 410 (a concurrent message, or its next key).
+    const outcome: MessageOutcome = { sent: 0, failed: 0, retries: 0 };
+    expect(
+      await deliverKey(w.events.delivery, 'referral', referral(2).id, endpoint, outcome, silentLog),
+    ).toBe('disabled');
+    expect(w.receivers[0]?.events.map((r) => r.status)).toEqual([410]);
+    // The operator fixes the endpoint and deletes its row: the next message sends again.
+    gone = false;
+    await w.table(OUTBOX_TABLE).deleteEntity('endpoint', endpoint.id);
+    const message: EventsMessage = { subject: 'referral', keys: [referral(1).id, referral(2).id] };
+    expect(await deliverEventsMessage(w.events.delivery, message, silentLog)).toMatchObject({ sent: 2 });
+  });
+
+  test('a give-up whose poison copy cannot be sent stays pending; the copy is there before it is done', async () => {
+    const w = await world([() => 500]);
+    w.failPoison(true);
+    await w.sync([referral(1)]);
+    await w.deliver();
+    for (const wait of RETRY_SCHEDULE_SECONDS.slice(1, -1)) {
+      w.clock.advance(wait * 1000);
+      await w.deliver();
+    }
+    w.clock.advance((RETRY_SCHEDULE_SECONDS.at(-1) ?? 0) * 1000);
+    await expect(w.deliver()).rejects.toThrow('poison queue unreachable'); // the host retries the message
+    const endpoint = w.events.endpoints[0]?.id ?? '';
+    const [event] = await w.outbox();
+    expect(stateOf(event ?? {}, endpoint)).toMatchObject({ done: undefined, tries: 8 });
+    await w.queue.poisonQueue.createIfNotExists();
+    expect((await w.queue.poisonQueue.receiveMessages()).receivedMessageItems).toEqual([]);
+    // The host's retry of the message, after the attempt's lease: given up again, now with its copy.
+    w.failPoison(false);
+    w.clock.advance(LEASE_MS);
+    const message: EventsMessage = { subject: 'referral', keys: [referral(1).id] };
+    expect(await deliverEventsMessage(w.events.delivery, message, silentLog)).toMatchObject({ failed: 1 });
+    expect(w.receivers[0]?.events).toHaveLength(RETRY_SCHEDULE_SECONDS.length); // no ninth attempt
+    const poisoned = (await w.queue.poisonQueue.receiveMessages()).receivedMessageItems;
+    expect(poisoned).toHaveLength(1);
+    expect(JSON.parse(Buffer.from(poisoned[0]?.messageText ?? '', 'base64').toString())).toMatchObject({
+      attempts: RETRY_SCHEDULE_SECONDS.length,
+    });
+    const [given] = await w.outbox();
+    expect(stateOf(given ?? {}, endpoint)).toMatchObject({ done: given?.eventId });
+  });
+
+  test('an event derived again onto its row (a new id) starts its retries afresh', async () => {
+    const w = await world();
+    const { outbox } = w.events.delivery;
+    const endpoint = w.events.endpoints[0]?.id ?? '';
+    const change = (contentHash: string) => ({
+      key: 'r1',
+      kind: 'created' as const,
+      after: '',
+      contentHash,
+      row: { id: 'r1', lastChangedAt: new Date(w.clock.now()).toISOString(), removedAt: '' },
+    });
+    await outbox.record('referral', [change('a')], new Date(w.clock.now()));
+    const [first] = await outbox.eventsOf('referral', 'r1', endpoint);
+    if (!first) throw new Error('recorded');
+    await outbox.update(first, endpoint, {
+      tries: 3,
+      next: new Date(w.clock.now() + 3600_000).toISOString(),
+    });
+    expect((await outbox.eventsOf('referral', 'r1', endpoint))[0]?.state).toMatchObject({ tries: 3 });
+    await outbox.record('referral', [change('b')], new Date(w.clock.now()));
+    const [again] = await outbox.eventsOf('referral', 'r1', endpoint);
+    expect(again?.eventId).not.toBe(first.eventId);
+    expect(again?.state).toEqual({ done: undefined, tries: 0, next: undefined, lease: undefined });
   });
 });

@@ -1,3 +1,4 @@
+import type { TableClient } from '@azure/data-tables';
 import type { QueueClient } from '@azure/storage-queue';
 import { z } from 'zod';
 import type { AlertSender } from '../alerts/alert-sender';
@@ -5,15 +6,17 @@ import type { Clock } from '../clock';
 import { signWebhook } from '../crm/signature';
 import type { Log } from '../log';
 import { safeErrorMessage } from '../redact';
-import { sendJsonMessage, sendTextMessage } from '../storage';
+import { getEntityOrUndefined, sendJsonMessage, sendTextMessage } from '../storage';
 import type { Outbox, StoredEvent } from './outbox';
 import type { Pacer } from './pacer';
+import { SUBJECT_TABLES } from './recorder';
 import {
   EVENT_STREAMS,
   nextStep,
   outcomeOf,
   RETRY_SCHEDULE_SECONDS,
   retryDelaySeconds,
+  rowHolds,
   type SendOutcome,
 } from './rules';
 
@@ -76,12 +79,45 @@ export interface DeliveryDeps {
   /** Signing keys of CRM_EVENTS_SECRET (several while it is rotated: one signature each). */
   keys: readonly Buffer[];
   pacer(endpoint: string): Pacer;
+  /** The tables (FpxReferrals, FpxTenants): an event goes out only once its row is stored as it says. */
+  table(name: string): TableClient;
   alerts: AlertSender;
   clock: Clock;
   fetch?: typeof fetch;
 }
 
-export type KeyOutcome = 'idle' | 'waiting' | 'busy' | 'retry' | 'disabled';
+/** `unstored`: the oldest pending event's row write has not landed (yet); it stays pending. */
+export type KeyOutcome = 'idle' | 'waiting' | 'busy' | 'retry' | 'disabled' | 'unstored';
+
+/**
+ * Endpoints known disabled in this process, by id, with when they became known (a tick): filled on a 410 and
+ * from the stored `endpoint` rows, so the keys and messages already under way stop sending at once. A stored
+ * read drops an id whose row is gone (enabled again) unless a 410 put it here after the read began.
+ */
+const disabledHere = new Map<string, number>();
+let ticks = 0;
+
+/** The disabled endpoints, read from the outbox into the process-wide set. */
+async function readDisabled(outbox: Outbox): Promise<void> {
+  const startedAt = ++ticks;
+  const stored = await outbox.disabledEndpoints();
+  for (const id of stored) if (!disabledHere.has(id)) disabledHere.set(id, startedAt);
+  for (const [id, at] of disabledHere) if (!stored.has(id) && at < startedAt) disabledHere.delete(id);
+}
+
+/** Whether the event's row write landed: one point read of its FpxReferrals / FpxTenants row. */
+export async function eventStored(
+  table: (name: string) => TableClient,
+  event: Pick<StoredEvent, 'subject' | 'key' | 'body'>,
+): Promise<boolean> {
+  const row = await getEntityOrUndefined<Record<string, unknown>>(
+    table(SUBJECT_TABLES[event.subject]),
+    event.subject,
+    event.key,
+  );
+  const { data } = JSON.parse(event.body) as { data: Record<string, unknown> };
+  return rowHolds(data, row);
+}
 
 export interface MessageOutcome {
   sent: number;
@@ -116,8 +152,8 @@ export async function deliverEventsMessage(
   }
   const { subject, keys, endpoints: only } = parsed.data;
   const created = new Set(parsed.data.created);
-  const disabled = await deps.outbox.disabledEndpoints();
-  const targets = deps.endpoints.filter((e) => !disabled.has(e.id) && (!only || only.includes(e.id)));
+  await readDisabled(deps.outbox);
+  const targets = deps.endpoints.filter((e) => !disabledHere.has(e.id) && (!only || only.includes(e.id)));
   const work = keys.flatMap((key) => targets.map((endpoint) => ({ key, endpoint })));
   let next = 0;
   const worker = async () => {
@@ -163,8 +199,16 @@ export async function deliverKey(
       return 'busy';
     }
     const event = step.event;
+    // Its row write failed, or has not happened yet (a crash before it): the CRM must not hear of a change the
+    // table does not hold. It stays pending: the next sync derives it again (its message follows the row
+    // write), the sweep looks again, and one whose write never lands is purged after the retention.
+    if (!(await eventStored(deps.table, event))) return 'unstored';
+    if (disabledHere.has(ep)) return 'disabled';
     await deps.pacer(ep).wait();
-    const tries = (event.state.tries ?? 0) + 1;
+    if (disabledHere.has(ep)) return 'disabled'; // A 410 elsewhere while this one waited for its slot.
+    // Every attempt made, but the give-up did not complete (its poison send failed): give up, no extra attempt.
+    const exhausted = (event.state.tries ?? 0) >= RETRY_SCHEDULE_SECONDS.length;
+    const tries = (event.state.tries ?? 0) + (exhausted ? 0 : 1);
     const now = deps.clock.now();
     const leased = await deps.outbox.update(
       event,
@@ -173,7 +217,10 @@ export async function deliverKey(
       event.etag,
     );
     if (!leased) continue; // Changed since read (another attempt, or the sync again): read it again.
-    const sent = await send(deps, event, endpoint);
+    const lastError = event.columns[`error_${ep}`];
+    const sent: SendOutcome = exhausted
+      ? { kind: 'failed', error: typeof lastError === 'string' && lastError ? lastError : 'unknown' }
+      : await send(deps, event, endpoint);
     const at = new Date(deps.clock.now()).toISOString();
     if (sent.kind === 'sent') {
       await deps.outbox.update(event, ep, {
@@ -190,18 +237,15 @@ export async function deliverKey(
       continue;
     }
     if (sent.kind === 'gone') {
+      disabledHere.set(ep, ++ticks);
       await deps.outbox.update(event, ep, { lease: '', error: 'HTTP 410: endpoint disabled' });
       await disableEndpoint(deps, endpoint, event, log);
       return 'disabled';
     }
     const delay = retryDelaySeconds(tries);
     if (delay === undefined) {
-      await deps.outbox.update(event, ep, {
-        done: event.eventId,
-        result: 'failed',
-        lease: '',
-        error: sent.error,
-      });
+      // The poison copy first: marked done only once it is there (a failed poison send fails the message, which
+      // is retried; the event, still pending, is given up again after its lease).
       await deps.queue.poison({
         subject,
         key,
@@ -209,6 +253,12 @@ export async function deliverKey(
         type: event.type,
         endpoint: endpoint.host,
         attempts: tries,
+        error: sent.error,
+      });
+      await deps.outbox.update(event, ep, {
+        done: event.eventId,
+        result: 'failed',
+        lease: '',
         error: sent.error,
       });
       log.error(
@@ -243,6 +293,8 @@ async function send(deps: DeliveryDeps, event: StoredEvent, endpoint: Endpoint):
         'webhook-signature': signature,
       },
       body: event.body,
+      // A 3xx is an answer, not success: followed, a 301/302/303 would become a bodiless GET whose 2xx counted.
+      redirect: 'manual',
       signal: AbortSignal.timeout(SEND_TIMEOUT_MS),
     });
     await response.body?.cancel().catch(() => undefined);

@@ -78,6 +78,7 @@ export function crmEvents(
       queue,
       endpoints,
       keys: webhookKeys(secrets),
+      table: services.table,
       pacer: (id) => {
         let pacer = pacers.get(id);
         if (!pacer) {
@@ -98,6 +99,8 @@ export function crmEvents(
         queue: delivery.queue,
         table: services.table,
         clock: delivery.clock,
+        // A message that could not be sent is not silent (the sweep sends its events later).
+        log: (line) => console.warn(line),
       }),
       delivery,
       sweep: (log) =>
@@ -107,6 +110,7 @@ export function crmEvents(
             queue: delivery.queue,
             endpoints,
             state: services.table(TABLES.syncState),
+            table: services.table,
             now: () => delivery.clock.now(),
           },
           log,

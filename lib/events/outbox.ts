@@ -3,6 +3,7 @@ import {
   ensureTableOnce,
   getEntityOrUndefined,
   isConflict,
+  isNotFound,
   isPreconditionFailed,
   listEntitiesOrNone,
 } from '../storage';
@@ -39,17 +40,22 @@ export interface StoredEvent extends OutboxEvent {
   columns: Record<string, unknown>;
 }
 
-/** The delivery state of one endpoint, read from an outbox row. */
+/**
+ * The delivery state of one endpoint, read from an outbox row. Its tries and retry time belong to the event
+ * named in `event_<endpoint>`: an event derived again onto the row (a new id) starts afresh, not on the
+ * schedule of the one it replaced. The lease stays: it holds the key whatever event the attempt sends.
+ */
 export function stateOf(columns: Record<string, unknown>, endpoint: string): DeliveryState {
   const text = (name: string) => {
     const value = columns[`${name}_${endpoint}`];
     return typeof value === 'string' && value !== '' ? value : undefined;
   };
   const tries = columns[`tries_${endpoint}`];
+  const ours = text('event') === columns.eventId;
   return {
     done: text('done'),
-    tries: typeof tries === 'number' ? tries : 0,
-    next: text('next'),
+    tries: ours && typeof tries === 'number' ? tries : 0,
+    next: ours ? text('next') : undefined,
     lease: text('lease'),
   };
 }
@@ -57,7 +63,7 @@ export function stateOf(columns: Record<string, unknown>, endpoint: string): Del
 /** Columns that set an endpoint's state (a Merge of these changes nothing else). */
 export function stateColumns(
   endpoint: string,
-  state: Partial<DeliveryState> & { result?: string; error?: string; sentAt?: string },
+  state: Partial<DeliveryState> & { result?: string; error?: string; sentAt?: string; event?: string },
 ): Record<string, string | number> {
   const columns: Record<string, string | number> = {};
   for (const [name, value] of Object.entries(state)) {
@@ -164,7 +170,12 @@ export class Outbox {
   ): Promise<boolean> {
     try {
       await this.table.updateEntity(
-        { partitionKey: event.subject, rowKey: event.rowKey, ...stateColumns(endpoint, state) },
+        // Names the event the state is of (stateOf): a row derived again since keeps none of it.
+        {
+          partitionKey: event.subject,
+          rowKey: event.rowKey,
+          ...stateColumns(endpoint, { ...state, event: event.eventId }),
+        },
         'Merge',
         etag ? { etag } : undefined,
       );
@@ -175,8 +186,19 @@ export class Outbox {
     }
   }
 
-  async delete(event: StoredEvent): Promise<void> {
-    await this.table.deleteEntity(event.subject, event.rowKey, event.etag ? { etag: event.etag } : undefined);
+  /** Deletes an event; one already deleted, or changed since it was read (re-derived), is left alone. */
+  async delete(event: StoredEvent): Promise<boolean> {
+    try {
+      await this.table.deleteEntity(
+        event.subject,
+        event.rowKey,
+        event.etag ? { etag: event.etag } : undefined,
+      );
+      return true;
+    } catch (error) {
+      if (isNotFound(error) || isPreconditionFailed(error)) return false;
+      throw error;
+    }
   }
 
   /** The endpoints a 410 disabled, by id. */

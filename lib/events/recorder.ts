@@ -1,6 +1,7 @@
 import type { TableClient } from '@azure/data-tables';
 import type { Clock } from '../clock';
 import { safeErrorMessage } from '../redact';
+import type { AfterSubmit } from '../sync/batch-writer';
 import { TABLES } from '../sync/fpx-streams';
 import type { RowWrite } from '../sync/sync-stream';
 import type { EventsQueue } from './delivery';
@@ -29,29 +30,32 @@ export interface RecorderDeps {
 
 /**
  * The sync engine's `beforeWrite` for referrals and tenants: each transaction's row writes become events in
- * the outbox first, then one `crm-events` message names their keys, then (after this resolves) the rows are
- * written. A crash before the rows land loses nothing: the next sync derives the same changes, with the same
- * ids, onto the same outbox rows. A message that could not be sent is queued again by the sweep.
+ * the outbox first, then the rows are written, and only once they are (the returned step) one `crm-events`
+ * message names their keys: the CRM never hears of a change whose row write failed. A crash before the rows
+ * land loses nothing: the next sync derives the same changes, with the same ids, onto the same outbox rows.
+ * A crash between the rows and the message, or a message that could not be sent: the sweep queues them.
  */
 export function outboxRecorder(deps: RecorderDeps) {
-  return async (partitionKey: string, writes: RowWrite[]): Promise<void> => {
-    if (!(partitionKey in EVENT_STREAMS) || writes.length === 0) return;
+  return async (partitionKey: string, writes: RowWrite[]): Promise<AfterSubmit | undefined> => {
+    if (!Object.hasOwn(EVENT_STREAMS, partitionKey) || writes.length === 0) return undefined;
     const subject = partitionKey as EventSubject;
     const rows = deps.table(SUBJECT_TABLES[subject]);
     const changes = await Promise.all(writes.map((write) => toChange(rows, partitionKey, write)));
     await deps.outbox.record(subject, changes, new Date(deps.clock.now()));
-    try {
-      const created = changes.filter((change) => change.kind === 'created').map((change) => change.key);
-      await deps.queue.send({
-        subject,
-        keys: changes.map((change) => change.key),
-        ...(created.length > 0 ? { created } : {}),
-      });
-    } catch (error) {
-      deps.log?.(
-        `CRM events: ${changes.length} ${subject} events recorded but not queued (the sweep queues them): ${safeErrorMessage(error)}`,
-      );
-    }
+    return async () => {
+      try {
+        const created = changes.filter((change) => change.kind === 'created').map((change) => change.key);
+        await deps.queue.send({
+          subject,
+          keys: changes.map((change) => change.key),
+          ...(created.length > 0 ? { created } : {}),
+        });
+      } catch (error) {
+        deps.log?.(
+          `CRM events: ${changes.length} ${subject} events recorded but not queued (the sweep queues them): ${safeErrorMessage(error)}`,
+        );
+      }
+    };
   };
 }
 

@@ -105,6 +105,22 @@ export function buildEvent(subject: EventSubject, change: RowChange): CrmEvent {
   };
 }
 
+/**
+ * Whether the stored row (undefined: none) holds the change an event describes, i.e. its row write landed:
+ * the row is at the event's version (`lastChangedAt`, and `removedAt` alike: a removal is stored as removed),
+ * or past it. Past it means a later change was written after this one: a change whose write never landed is
+ * derived again from the same previous version, onto the same outbox row, so it cannot be followed by another.
+ */
+export function rowHolds(data: Record<string, unknown>, row: Record<string, unknown> | undefined): boolean {
+  const text = (value: unknown) => (typeof value === 'string' ? value : '');
+  if (!row) return false;
+  const stored = text(row.lastChangedAt);
+  const version = text(data.lastChangedAt);
+  if (stored === '' || version === '') return false;
+  if (stored !== version) return stored > version;
+  return text(row.removedAt) === text(data.removedAt);
+}
+
 /** An endpoint's short id (a column suffix): 8 hex digits of its URL's hash. The URL itself is never stored. */
 export function endpointId(url: string): string {
   return sha256(url).slice(0, 8);

@@ -2,7 +2,7 @@ import type { TableClient } from '@azure/data-tables';
 import type { Log } from '../log';
 import { ensureTableOnce } from '../storage';
 import { SYNC_STATE_PARTITION } from '../sync/sync-state';
-import type { Endpoint, EventsQueue } from './delivery';
+import { type Endpoint, type EventsQueue, eventStored } from './delivery';
 import { type Outbox, stateOf } from './outbox';
 import { EVENT_STREAMS, type EventSubject } from './rules';
 
@@ -27,14 +27,16 @@ export interface SweepDeps {
   endpoints: readonly Endpoint[];
   /** FpxSyncState: the counts go into the `referrals` and `tenants` rows. */
   state: TableClient;
+  /** The rows' tables: a pending event past the retention whose row write never landed is purged. */
+  table(name: string): TableClient;
   now(): number;
 }
 
 /**
  * Every 5 minutes (recoverCrmDeliveries): queues again the keys whose pending events have no attempt under
  * way and none due (a message lost, an instance gone mid-attempt), deletes events older than the retention
- * that every endpoint is done with, and records the counts in FpxSyncState (`eventsSent`, `eventsPending`,
- * `eventsFailed`). Disabled endpoints are counted, not queued.
+ * that every endpoint is done with or whose row write never landed, and records the counts in FpxSyncState
+ * (`eventsSent`, `eventsPending`, `eventsFailed`). Disabled endpoints are counted, not queued.
  */
 export async function sweepEvents(deps: SweepDeps, log: Log): Promise<Record<EventSubject, EventCounts>> {
   const now = deps.now();
@@ -59,8 +61,11 @@ export async function sweepEvents(deps: SweepDeps, log: Log): Promise<Record<Eve
         const due = state.next ? Date.parse(state.next) : Date.parse(event.createdAt);
         if (!(due > now - SWEEP_GRACE_MS)) stale.add(event.key);
       }
-      if (allDone && Date.parse(event.createdAt) < now - OUTBOX_RETENTION_DAYS * 24 * 3600_000) {
-        await deps.outbox.delete(event);
+      if (
+        Date.parse(event.createdAt) < now - OUTBOX_RETENTION_DAYS * 24 * 3600_000 &&
+        (allDone || !(await eventStored(deps.table, event))) &&
+        (await deps.outbox.delete(event))
+      ) {
         counts.purged++;
       }
     }

@@ -7,6 +7,9 @@ export const MAX_TRANSACTION_BYTES = 3.5 * 1024 * 1024;
 /** Bytes a sub-request adds besides its entity JSON (boundary, request line with the keys, headers). */
 const SUB_REQUEST_OVERHEAD_BYTES = 3 * 1024;
 
+/** Run once a transaction succeeded (returned by `beforeSubmit`). */
+export type AfterSubmit = () => Promise<void>;
+
 /**
  * Collects row writes of one partition into batch transactions and submits them as they fill, with at
  * most `maxInFlight` transactions outstanding, so a long listing is written while it is still being read
@@ -26,8 +29,11 @@ export class BatchWriter {
     private readonly table: TableClient,
     private readonly partitionKey: string,
     private readonly maxInFlight: number,
-    /** Awaited before each transaction is submitted, inside its slot (the CRM events' outbox write). */
-    private readonly beforeSubmit?: (actions: TransactionAction[]) => Promise<void>,
+    /**
+     * Awaited before each transaction is submitted, inside its slot (the CRM events' outbox write); what it
+     * returns is awaited once the transaction succeeded (the events' queue message: never before the rows land).
+     */
+    private readonly beforeSubmit?: (actions: TransactionAction[]) => Promise<AfterSubmit | undefined>,
   ) {}
 
   async add(action: TransactionAction): Promise<void> {
@@ -55,7 +61,10 @@ export class BatchWriter {
     this.largestTransaction = Math.max(this.largestTransaction, actions.length);
     const before = this.beforeSubmit;
     const submit = before
-      ? before(actions).then(() => this.table.submitTransaction(actions))
+      ? before(actions).then(async (after) => {
+          await this.table.submitTransaction(actions);
+          await after?.();
+        })
       : this.table.submitTransaction(actions);
     const submitted = submit.then(
       () => {

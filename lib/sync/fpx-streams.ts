@@ -2,6 +2,7 @@ import type { TableClient } from '@azure/data-tables';
 import type { Clock } from '../clock';
 import type { FpxClient, PagedList, PartnerTenant, Referral } from '../fpx';
 import { ensureTableOnce } from '../storage';
+import type { AfterSubmit } from './batch-writer';
 import {
   CHECKPOINTS_TABLE,
   type Checkpoint,
@@ -41,8 +42,11 @@ export interface StreamDeps {
   listingTimeBudgetMs?: number;
   /** Told every 10 pages how far a listing got (the operations page shows it). */
   onProgress?: (stream: string, progress: { pages: number; items: number; expectedCount?: number }) => void;
-  /** The CRM events' outbox (lib/events): told of each batch of referral or tenant row writes before it is written. */
-  recordWrites?: (partitionKey: string, writes: RowWrite[]) => Promise<void>;
+  /**
+   * The CRM events' outbox (lib/events): told of each batch of referral or tenant row writes before it is
+   * written; what it returns runs once the batch is written (the events' queue message).
+   */
+  recordWrites?: (partitionKey: string, writes: RowWrite[]) => Promise<AfterSubmit | undefined>;
 }
 
 const LISTING_TIME_BUDGET_MS = 8 * 60_000;

@@ -3,7 +3,7 @@ import type { TableClient, TransactionAction } from '@azure/data-tables';
 import { safeErrorMessage } from '../redact';
 import { ensureTableOnce } from '../storage';
 import { traceSyncRun } from '../telemetry';
-import { BatchWriter } from './batch-writer';
+import { type AfterSubmit, BatchWriter } from './batch-writer';
 import { contentHash } from './hash';
 import { type KnownRow, readPartitionIndex } from './partition-index';
 import { countTableRequests, type TableRequestCounts, withTableRequestCounts } from './request-counter';
@@ -49,8 +49,9 @@ export interface SyncStreamOptions<T extends object> {
   /**
    * Told of each transaction's row writes before it is submitted, and awaited (the CRM events' outbox,
    * lib/events): what it records is durable before the rows it describes are written. A failure fails the run.
+   * What it returns runs once the transaction succeeded (the events' message: sent only for rows that landed).
    */
-  beforeWrite?: (writes: RowWrite[]) => Promise<void>;
+  beforeWrite?: (writes: RowWrite[]) => Promise<AfterSubmit | undefined>;
   /**
    * A listing too long for one invocation: asked between pages; once it says so, the run stops reading and
    * ends `partial` (nothing marked removed), with the keys it saw, for the next part.

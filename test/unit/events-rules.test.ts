@@ -1,4 +1,5 @@
 import { describe, expect, test } from 'vitest';
+import { stateOf } from '../../lib/events/outbox';
 import {
   buildEvent,
   EVENT_TYPES,
@@ -12,6 +13,7 @@ import {
   RETRY_SCHEDULE_SECONDS,
   type RowChange,
   retryDelaySeconds,
+  rowHolds,
 } from '../../lib/events/rules';
 
 const change = (over: Partial<RowChange> = {}): RowChange => ({
@@ -150,5 +152,54 @@ describe('which event of a key goes next', () => {
 
   test('a re-derived event (new id on the same row) is pending again', () => {
     expect(nextStep([event('k|', { done: 'an-older-id' })], NOW).action).toBe('send');
+  });
+});
+
+describe("an endpoint's delivery state", () => {
+  const columns = {
+    eventId: 'evt_new',
+    done_ep: 'evt_old',
+    tries_ep: 5,
+    next_ep: '2026-01-01T14:00:00.000Z',
+    lease_ep: '2026-01-01T12:01:00.000Z',
+    event_ep: 'evt_old',
+  };
+
+  test('tries and the retry time belong to the event they were counted for; the lease holds the key', () => {
+    expect(stateOf({ ...columns, event_ep: 'evt_new' }, 'ep')).toEqual({
+      done: 'evt_old',
+      tries: 5,
+      next: '2026-01-01T14:00:00.000Z',
+      lease: '2026-01-01T12:01:00.000Z',
+    });
+    // Derived again onto the row (a new id): a fresh schedule, not the one of the event it replaced.
+    expect(stateOf(columns, 'ep')).toEqual({
+      done: 'evt_old',
+      tries: 0,
+      next: undefined,
+      lease: '2026-01-01T12:01:00.000Z',
+    });
+    expect(stateOf({ eventId: 'evt_new' }, 'ep')).toEqual({ tries: 0 });
+  });
+});
+
+describe('an event goes out only once its row is stored as it says', () => {
+  const T1 = '2026-01-01T10:00:00.000Z';
+  const T2 = '2026-01-01T11:00:00.000Z';
+  const created = { id: 'r1', lastChangedAt: T1, removedAt: null };
+  const removal = { id: 'r1', lastChangedAt: T2, removedAt: T2 };
+
+  test('the row at the event version, or past it (a later change was written after it)', () => {
+    expect(rowHolds(created, { lastChangedAt: T1, removedAt: '' })).toBe(true);
+    expect(rowHolds(created, { lastChangedAt: T2, removedAt: '' })).toBe(true);
+    expect(rowHolds(removal, { lastChangedAt: T2, removedAt: T2 })).toBe(true);
+  });
+
+  test('no row, a row behind the event, or a removal not stored as removed: its write never landed', () => {
+    expect(rowHolds(created, undefined)).toBe(false);
+    expect(rowHolds({ ...created, lastChangedAt: T2 }, { lastChangedAt: T1, removedAt: '' })).toBe(false);
+    expect(rowHolds(removal, { lastChangedAt: T1, removedAt: '' })).toBe(false);
+    expect(rowHolds(removal, { lastChangedAt: T2, removedAt: '' })).toBe(false);
+    expect(rowHolds(created, { removedAt: '' })).toBe(false);
   });
 });
