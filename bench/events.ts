@@ -138,7 +138,8 @@ async function main() {
     );
     console.log(
       `  storage requests per event: ${(storage / N).toFixed(2)} (outbox table and pace row ${(requests.outbox / N).toFixed(2)}, ` +
-        `crm-events queue incl. polling ${(requests.queue / N).toFixed(2)}); signatures refused: ${receiver.rejected}; ` +
+        `crm-events queue incl. polling ${(requests.queue / N).toFixed(2)}); besides, other tables (the sync's rows, ` +
+        `the sender's check that an event's row is stored) ${(requests.other / N).toFixed(2)}; signatures refused: ${receiver.rejected}; ` +
         `repeats: ${receiver.events.length - distinct()}`,
     );
     console.log(

@@ -104,6 +104,16 @@ describe('telemetry settings', () => {
     ).toEqual({ exporter: 'otlp', endpoint: 'http://127.0.0.1:4318', metricIntervalMs: 5000 });
   });
 
+  test('OTEL_SDK_DISABLED=true turns every exporter off', () => {
+    const both = {
+      ...minimal,
+      APPLICATIONINSIGHTS_CONNECTION_STRING: 'InstrumentationKey=00000000-0000-0000-0000-000000000000',
+      OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:4318',
+    };
+    expect(loadConfig({ ...both, OTEL_SDK_DISABLED: 'TRUE' }).telemetry).toEqual({ exporter: 'none' });
+    expect(loadConfig({ ...both, OTEL_SDK_DISABLED: 'false' }).telemetry.exporter).toBe('azureMonitor');
+  });
+
   test('bad values are named, and the connection string is never echoed', () => {
     const bad = errorOf({ ...minimal, APPLICATIONINSIGHTS_CONNECTION_STRING: 'secret-looking-text' });
     expect(bad.setting).toBe('APPLICATIONINSIGHTS_CONNECTION_STRING');
@@ -128,7 +138,7 @@ describe('telemetry settings', () => {
   });
 });
 
-describe('sampled gauges', () => {
+describe('the gauges', () => {
   /** Collects on demand: what an export would send now. */
   class CollectingReader extends MetricReader {
     protected onForceFlush(): Promise<void> {
