@@ -35,6 +35,21 @@ export const TENANT = '9d4c6f56-7db9-4236-9957-ce225e3583be';
 
 export const newSecret = () => `whsec_${randomBytes(32).toString('base64')}`;
 
+/** A contact webhook body FPX (and the sandbox) accepts. */
+export function contactPayload(email: string, tenantId: string = TENANT): Record<string, unknown> {
+  return {
+    tenantId,
+    name: 'Pat Lee',
+    email,
+    title: 'CTO',
+    surveyEligible: false,
+    countryRegionId: '12345678-1234-1234-1234-123456789abc',
+    surveyLanguageId: '12345678-1234-1234-1234-123456789abc',
+    contactTypeId: 1,
+    services: [1, 2],
+  };
+}
+
 /** The suite's own small FPX sandbox (4 tenants), started before its tests and closed after them. */
 export function suiteSandbox(): () => Sandbox {
   let sandbox: Sandbox | undefined;

@@ -20,6 +20,7 @@ import { packJson } from '../lib/crm/packed-json';
 import {
   bodyOf,
   type CrmFixture,
+  contactPayload,
   crmFixture,
   deliveryStatusFunction,
   deliveryStatusHttpRequest,
@@ -106,17 +107,7 @@ describe('200 delivered', () => {
 
   test('contacts: created without contactId, updated (PATCH) with it; entitlements: PATCHed', async () => {
     const email = `pat.${randomUUID().slice(0, 8)}@example.com`;
-    const contact = {
-      tenantId: TENANT.replaceAll('-', '').toUpperCase(),
-      name: 'Pat Lee',
-      email,
-      title: 'CTO',
-      surveyEligible: false,
-      countryRegionId: '12345678-1234-1234-1234-123456789abc',
-      surveyLanguageId: '12345678-1234-1234-1234-123456789abc',
-      contactTypeId: 1,
-      services: [1, 2],
-    };
+    const contact = contactPayload(email, TENANT.replaceAll('-', '').toUpperCase());
     const created = await post('contacts', JSON.stringify(contact));
     expect(created.answer.status).toBe(200);
     const result = created.body.result as { contactId: string; email: string };

@@ -18,6 +18,7 @@ import { startTelemetry, type Telemetry } from '../lib/telemetry/setup';
 import {
   bodyOf,
   type CrmFixture,
+  contactPayload,
   crmFixture,
   loggedContext,
   TENANT,
@@ -144,21 +145,7 @@ describe('CRM webhooks', () => {
     );
     expect(note.status).toBe(200);
     const contact = await webhookFunction(fx.deps, 'contacts')(
-      webhookHttpRequest(
-        'contacts',
-        JSON.stringify({
-          tenantId: TENANT,
-          name: 'Pat Lee',
-          email,
-          title: 'CTO',
-          surveyEligible: false,
-          countryRegionId: '12345678-1234-1234-1234-123456789abc',
-          surveyLanguageId: '12345678-1234-1234-1234-123456789abc',
-          contactTypeId: 1,
-          services: [1, 2],
-        }),
-        { secrets: fx.secrets },
-      ),
+      webhookHttpRequest('contacts', JSON.stringify(contactPayload(email)), { secrets: fx.secrets }),
       loggedContext('crmContacts').context,
     );
     expect(contact.status).toBe(200);
