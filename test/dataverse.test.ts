@@ -24,6 +24,7 @@ import {
   LookupCache,
   WebApiError,
 } from '../lib/dataverse';
+import { retryDelivery } from '../lib/ops';
 import { tableClient } from '../lib/storage';
 import {
   bodyOf,
@@ -409,6 +410,132 @@ describe('contacts', () => {
     expect(
       contactPosts().filter((r) => (r.body as { email?: string } | undefined)?.email === email),
     ).toHaveLength(1);
+  });
+
+  /** A contact of the account in the Web API, and an Update event of it (a new event id each time). */
+  function changed(id: string, email: string, jobtitle: string) {
+    api.setRow('contacts', id, {
+      firstname: 'Ana',
+      lastname: 'Diaz',
+      emailaddress1: email,
+      jobtitle,
+      parentcustomerid: { LogicalName: 'account', Id: ACCOUNT },
+    });
+    return remoteExecutionContext({ message: 'Update', table: 'contact', id, attributes: { jobtitle } });
+  }
+  /** FPX contacts with this email, however their create was answered (a dropped answer included). */
+  const fpxContacts = (email: string) =>
+    (sandbox.data.tenants.get(TENANT)?.contacts ?? []).filter((entry) => entry.contact.email === email);
+
+  test('after a first create that made no contact, two events while FPX is down: one create, the other 503, then a PATCH', async () => {
+    const id = randomUUID();
+    const email = `ana.${id.slice(0, 8)}@litware.example.com`;
+    const create = remoteExecutionContext({
+      message: 'Create',
+      table: 'contact',
+      id,
+      attributes: {
+        lastname: 'Diaz',
+        emailaddress1: email,
+        parentcustomerid: { LogicalName: 'account', Id: BARE_ACCOUNT },
+      },
+    });
+    expect((await post(create)).body).toMatchObject({
+      status: 'ignored',
+      deliveryId: deliveryIdFor(keys.contactCreate(id)),
+    });
+
+    // Moved to an account with a tenant id while FPX is down: this event's create (the next generation) is queued.
+    sandbox.injectFault({ kind: '5xx', status: 503 }, { method: 'POST', path: /\/contacts$/ });
+    const first = await post(changed(id, email, 'Dev'));
+    expect(first.answer.status).toBe(202);
+    expect(first.body).toMatchObject({
+      status: 'queued',
+      deliveryId: deliveryIdFor(keys.contactCreateAt(id, 1)),
+    });
+    // The next change finds that create on its way: Dataverse brings it again later, no second create.
+    const second = changed(id, email, 'Lead');
+    const early = await post(second);
+    expect(early.answer.status).toBe(503);
+    expect(headerOf(early.answer, 'Retry-After')).toBe('60');
+
+    expect(await runWorker(fx.deps)).toContain('delivered');
+    const link = await deps.links.get(id);
+    const later = await post(second);
+    expect(later.body).toMatchObject({ status: 'delivered' });
+    expect(contactPatches(link?.fpxContactId ?? '')[0]?.body).toMatchObject({ title: 'Lead' });
+    expect(postsOf(email)).toHaveLength(1);
+    expect(fpxContacts(email)).toHaveLength(1);
+  });
+
+  test('the create pointer: two events at once after rejected creates, one moves it and creates, the other 503', async () => {
+    const id = randomUUID();
+    const email = `ana.${id.slice(0, 8)}@litware.example.com`;
+    // FPX refuses the first two creates (its 403): generation 0, then 1 (the pointer inserted), are rejected.
+    sandbox.injectFault({ kind: 'refused', status: 403 }, { method: 'POST', path: /\/contacts$/ }, 2);
+    expect((await post(changed(id, email, 'Dev'))).body).toMatchObject({
+      status: 'rejected',
+      deliveryId: deliveryIdFor(keys.contactCreate(id)),
+    });
+    expect((await post(changed(id, email, 'Dev'))).body).toMatchObject({
+      status: 'rejected',
+      deliveryId: deliveryIdFor(keys.contactCreateAt(id, 1)),
+    });
+
+    // A reads the pointer (generation 1, rejected); before it moves it on, B reads, moves it and creates.
+    const a = changed(id, email, 'Ops');
+    const b = changed(id, email, 'Ops');
+    let racer: Awaited<ReturnType<typeof post>> | undefined;
+    class Racing extends ContactLinks {
+      override async read(contactId: string) {
+        const row = await super.read(contactId);
+        racer ??= await post(b);
+        return row;
+      }
+    }
+    const loser = await post(a, { to: { ...deps, links: new Racing(deps.links.table) } });
+    expect(racer?.body).toMatchObject({
+      status: 'delivered',
+      deliveryId: deliveryIdFor(keys.contactCreateAt(id, 2)),
+    });
+    expect(loser.answer.status).toBe(503);
+    expect(headerOf(loser.answer, 'Retry-After')).toBe('60');
+    expect((await deps.links.read(id)).create.generation).toBe(2);
+    // Retried, A finds the link: a PATCH.
+    expect((await post(a)).body).toMatchObject({ status: 'delivered' });
+    expect(postsOf(email)).toHaveLength(1);
+    expect(fpxContacts(email)).toHaveLength(1);
+  });
+
+  test('a failed create that may have reached FPX: later events are ignored naming it, never create; Retry reconciles', async () => {
+    const id = randomUUID();
+    const email = `ana.${id.slice(0, 8)}@litware.example.com`;
+    // FPX creates the contact but its answer is lost; the queue then gives up (one attempt allowed here).
+    sandbox.injectFault({ kind: 'dropAfterHandling' }, { method: 'POST', path: /\/contacts$/ });
+    const oneAttempt = { ...deps, crm: { ...fx.deps, policy: { ...fx.deps.policy, maxAttempts: 1 } } };
+    const first = await post(changed(id, email, 'Dev'), { to: oneAttempt });
+    expect(first.body).toMatchObject({ status: 'queued' });
+    expect(await runWorker(oneAttempt.crm)).toContain('failed');
+    const createId = deliveryIdFor(keys.contactCreate(id));
+    expect(await fx.deps.store.get(createId)).toMatchObject({
+      status: 'failed',
+      unknownSince: expect.any(String),
+    });
+
+    const next = changed(id, email, 'Lead');
+    const answer = await post(next);
+    expect(answer.answer.status).toBe(200);
+    expect(answer.body).toMatchObject({ status: 'ignored', message: expect.stringContaining(createId) });
+    expect(fpxContacts(email)).toHaveLength(1);
+
+    // The operator's Retry: the queue looks in FPX first, finds the contact and links it.
+    expect(await retryDelivery(fx.deps, createId)).toMatchObject({ status: 202 });
+    expect(await runWorker(fx.deps)).toContain('delivered');
+    const link = await deps.links.get(id);
+    expect(link).toBeDefined();
+    expect((await post(changed(id, email, 'CTO'))).body).toMatchObject({ status: 'delivered' });
+    expect(contactPatches(link?.fpxContactId ?? '')).toHaveLength(1);
+    expect(fpxContacts(email)).toHaveLength(1);
   });
 
   test('a contact lacking a field FPX requires is ignored, naming it', async () => {

@@ -29,7 +29,7 @@ import {
   targetAttributes,
 } from './context';
 import type { ContactLinks } from './links';
-import { countryKey, eventKind, keys, mapContact, mapNote } from './mapping';
+import { afterCreate, countryKey, eventKind, keys, mapContact, mapNote } from './mapping';
 import { type DataverseWebApi, WebApiError } from './web-api';
 
 /** The header that carries DATAVERSE_WEBHOOK_KEY (Dataverse's "HttpHeader" authentication). */
@@ -215,31 +215,48 @@ class DataverseEvent {
 
   /**
    * A contact's Create or Update → FPX contact create, or update once it is linked (DataverseLinks). Only one
-   * create per Dataverse contact is ever claimed (its key is the contact's); while it is on its way, another
-   * event of the contact is answered 503 so Dataverse brings it again once the link exists.
+   * create per Dataverse contact runs at a time, and a new one only after the previous made no FPX contact: the
+   * create of the contact's current generation (DataverseLinks' pointer; the first is generation 0) is claimed
+   * once, by its key; while it is on its way, another event of the contact is answered 503 so Dataverse brings
+   * it again once the link exists. After a create that ended without a contact for good (rejected, ignored), the
+   * event that moves the pointer on (an insert or an ETag-conditional update: one event wins) creates under the
+   * next generation's key; the loser is answered 503. A `failed` create is an operator's (see afterCreate).
    */
   async contact(): Promise<PlainResponse> {
-    const createKey = keys.contactCreate(this.rowId);
-    const firstCreate = await repeatOf(this.deps.crm, deliveryIdFor(createKey), this.fingerprint);
+    const { links, crm } = this.deps;
+    const row = await links.read(this.rowId);
+    let key = keys.contactCreateAt(this.rowId, row.create.generation);
+    const current = await repeatOf(crm, deliveryIdFor(key), this.fingerprint);
+    const mine = current?.existing.fingerprint === this.fingerprint;
     // This very event again (a redelivery): its first answer.
-    if (firstCreate && firstCreate.existing.fingerprint === this.fingerprint && 'answer' in firstCreate) {
-      return this.answer(firstCreate.answer);
-    }
-    const link = await this.deps.links.get(this.rowId);
-    if (link) return this.update(link.fpxContactId);
+    if (current && mine && 'answer' in current) return this.answer(current.answer);
+    if (row.link) return this.update(row.link.fpxContactId);
 
-    let key = createKey;
-    if (firstCreate && firstCreate.existing.fingerprint !== this.fingerprint) {
-      const { status } = firstCreate.existing;
-      if (status === 'processing' || status === 'queued' || status === 'delivered') {
-        return retryLater(
-          `Contact ${this.rowId}: its create is on its way to FPX (delivery ${firstCreate.existing.deliveryId}); this change follows once it is there`,
-        );
+    // Without a delivery under the key (nobody claimed it yet, an event that moved the pointer stopped before it
+    // claimed, or it was purged RETENTION_DAYS after it ended), or with this event's own (a takeover), this event
+    // claims it below: the delivery's insert lets one event only.
+    if (current && !mine) {
+      const { deliveryId, status, unknownSince } = current.existing;
+      switch (afterCreate(status)) {
+        case 'wait':
+          return retryLater(
+            `Contact ${this.rowId}: its create is on its way to FPX (delivery ${deliveryId}); this change follows once it is there`,
+          );
+        case 'operator':
+          return this.ignore(
+            keys.contactUpdate(this.rowId, this.id),
+            'createContact',
+            `its create, delivery ${deliveryId}, failed${unknownSince ? ' after an attempt whose outcome is unknown' : ''}: it may be in FPX or be retried, so the contact is not created again; retry that delivery on the operations page (it looks in FPX first), and the contact's next change updates it`,
+          );
+        case 'next': {
+          key = keys.contactCreateAt(this.rowId, row.create.generation + 1);
+          if (!(await links.advanceCreate(this.rowId, row.create, deliveryIdFor(key), crm.now()))) {
+            return retryLater(
+              `Contact ${this.rowId}: another event of it is starting its create just now; this change follows`,
+            );
+          }
+        }
       }
-      // The first create made no FPX contact (rejected, ignored, failed): this event creates it.
-      key = keys.contactCreateAgain(this.rowId, this.id);
-      const again = await this.repeat(key);
-      if (again) return again;
     }
     const mapped = await this.contactFields('create', key, 'createContact');
     if ('answer' in mapped) return mapped.answer;

@@ -18,8 +18,8 @@ export {
   SIZE_EXCEEDED_HEADER,
   TENANT_CACHE_MS,
 } from './handler';
-export { type ContactLink, ContactLinks, LINKS_TABLE } from './links';
-export { countryKey, eventKind, keys, mapContact, mapNote, noteText } from './mapping';
+export { type ContactLink, ContactLinks, type ContactRow, type CreatePointer, LINKS_TABLE } from './links';
+export { afterCreate, countryKey, eventKind, keys, mapContact, mapNote, noteText } from './mapping';
 export { API_PATH, DataverseWebApi, WebApiError } from './web-api';
 
 export interface DataverseServices extends CrmServices {

@@ -14,15 +14,38 @@ export function eventKind(context: RemoteExecutionContext): EventKind | undefine
   return undefined;
 }
 
-/** The idempotency keys (our `webhookId`s): one note per annotation and one create per contact, ever. */
+/**
+ * The idempotency keys (our `webhookId`s): one note per annotation; one create per contact and generation (the
+ * first create is generation 0; DataverseLinks points at the current one); one update per event.
+ */
 export const keys = {
   note: (annotationId: string) => `dataverse:annotation:${annotationId}:create`,
   contactCreate: (contactId: string) => `dataverse:contact:${contactId}:create`,
-  /** A new create after the contact's first one ended without an FPX contact (rejected, ignored, failed). */
-  contactCreateAgain: (contactId: string, eventId: string) =>
-    `dataverse:contact:${contactId}:create:${eventId}`,
+  /** The contact's create of this generation: a later one only after the previous made no FPX contact. */
+  contactCreateAt: (contactId: string, generation: number) =>
+    `dataverse:contact:${contactId}:create${generation === 0 ? '' : `:${generation}`}`,
   contactUpdate: (contactId: string, eventId: string) => `dataverse:contact:${contactId}:update:${eventId}`,
 };
+
+/**
+ * What a contact's current create (by its delivery status) leaves to an event of a contact not linked yet:
+ * - `wait`: it is on its way (queued, processing) or just delivered (the link is being written): 503, retried;
+ * - `operator`: it `failed` (FPX down past the attempts): it may have reached FPX, and an operator's Retry on the
+ *   operations page brings it back (looking in FPX first), so a new create could make a second contact: none;
+ * - `next`: it ended without an FPX contact for good (rejected, ignored, superseded): the next generation creates.
+ */
+export function afterCreate(status: string): 'wait' | 'operator' | 'next' {
+  switch (status) {
+    case 'rejected':
+    case 'ignored':
+    case 'superseded':
+      return 'next';
+    case 'failed':
+      return 'operator';
+    default:
+      return 'wait';
+  }
+}
 
 const text = (value: unknown): string | undefined =>
   typeof value === 'string' && value.trim() !== '' ? value.trim() : undefined;

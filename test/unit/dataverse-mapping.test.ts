@@ -3,11 +3,13 @@ import { randomUUID } from 'node:crypto';
 import { describe, expect, test } from 'vitest';
 import { type ContextInput, remoteExecutionContext, trimmed } from '../../dev/dataverse/context';
 import {
+  afterCreate,
   entityReference,
   eventFingerprint,
   eventId,
   eventKind,
   eventTime,
+  keys,
   mapContact,
   mapNote,
   parseContext,
@@ -176,5 +178,19 @@ describe('mapping', () => {
     });
     expect(mapNote({ notetext: 'Only text' }, 1)).toMatchObject({ ok: true, value: { text: 'Only text' } });
     expect(mapNote({ subject: ' ', notetext: null }, 1)).toMatchObject({ ok: false });
+  });
+});
+
+describe('contact creates', () => {
+  test("a generation's key: the first is the contact's own create key, later ones are numbered", () => {
+    const id = randomUUID();
+    expect(keys.contactCreateAt(id, 0)).toBe(keys.contactCreate(id));
+    expect(keys.contactCreateAt(id, 2)).toBe(`dataverse:contact:${id}:create:2`);
+  });
+
+  test('after a create: wait while it is on its way, an operator for a failed one, the next only when none came of it', () => {
+    for (const status of ['processing', 'queued', 'delivered']) expect(afterCreate(status)).toBe('wait');
+    expect(afterCreate('failed')).toBe('operator');
+    for (const status of ['rejected', 'ignored', 'superseded']) expect(afterCreate(status)).toBe('next');
   });
 });
