@@ -227,6 +227,10 @@ async function main(): Promise<void> {
     if (mail) console.log(`Mail             SMTP sink ${mail.url}, saved under .local/mail`);
     if (receiver)
       console.log(`CRM events       receiver ${receiver.url}, checks signatures, prints each event`);
+    if (parts.dataverse)
+      console.log(
+        `Dynamics 365     Dataverse Web API fake ${parts.dataverse.url} (npm run dataverse posts its events)`,
+      );
     if (otel)
       console.log(
         `Telemetry        OTLP receiver ${otel.url} (GET ${otel.url}/ shows the spans, metrics, logs)`,
