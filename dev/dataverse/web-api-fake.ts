@@ -139,7 +139,7 @@ export async function startDataverseWebApiFake(
         },
       });
     }
-    const [, table, rawId] = match as unknown as [string, string, string];
+    const [, table = '', rawId = ''] = match;
     const id = rawId.toLowerCase();
     const row = rows.get(table)?.get(id);
     if (!row) {
