@@ -156,17 +156,35 @@ export async function deliverEventsMessage(
   const targets = deps.endpoints.filter((e) => !disabledHere.has(e.id) && (!only || only.includes(e.id)));
   const work = keys.flatMap((key) => targets.map((endpoint) => ({ key, endpoint })));
   let next = 0;
+  // A key that fails (storage unreachable a moment) does not fail the others or the message: it is queued
+  // again on its own, so the host never moves a message of healthy keys to the poison queue.
+  const failed = new Map<string, Set<string>>();
   const worker = async () => {
     while (next < work.length) {
       const item = work[next++] as (typeof work)[number];
-      await deliverKey(deps, subject, item.key, item.endpoint, outcome, log, created.has(item.key));
+      try {
+        await deliverKey(deps, subject, item.key, item.endpoint, outcome, log, created.has(item.key));
+      } catch (error) {
+        log.warn(
+          `crm-events: ${subject} ${item.key} to ${item.endpoint.id}: ${safeErrorMessage(error)}; again in ${KEY_ERROR_RETRY_SECONDS} s`,
+        );
+        const endpoints = failed.get(item.key) ?? new Set<string>();
+        failed.set(item.key, endpoints.add(item.endpoint.id));
+      }
     }
   };
   await Promise.all(
     Array.from({ length: Math.min(KEYS_AT_ONCE * Math.max(1, targets.length), work.length) }, worker),
   );
+  // Should this send fail too, the message fails and the host retries it whole (nothing is lost either way).
+  for (const [key, endpoints] of failed) {
+    await deps.queue.send({ subject, keys: [key], endpoints: [...endpoints] }, KEY_ERROR_RETRY_SECONDS);
+  }
   return outcome;
 }
+
+/** How long a key whose delivery threw waits before it is tried again. */
+const KEY_ERROR_RETRY_SECONDS = 30;
 
 /** Sends one key's pending events to one endpoint, oldest first, until none is left or one must wait. */
 export async function deliverKey(
