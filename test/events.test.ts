@@ -198,10 +198,14 @@ describe('CRM events', () => {
     const flaky = (key: string) => {
       if (key === referral(1).id && failures-- > 0) throw new Error('storage unreachable a moment');
     };
-    outbox.eventAt = (...args: Parameters<typeof eventAt>) => (flaky(args[1]), eventAt.apply(outbox, args));
-    outbox.eventsOf = (...args: Parameters<typeof eventsOf>) => (
-      flaky(args[1]), eventsOf.apply(outbox, args)
-    );
+    outbox.eventAt = (...args: Parameters<typeof eventAt>) => {
+      flaky(args[1]);
+      return eventAt.apply(outbox, args);
+    };
+    outbox.eventsOf = (...args: Parameters<typeof eventsOf>) => {
+      flaky(args[1]);
+      return eventsOf.apply(outbox, args);
+    };
     await w.sync([referral(1), referral(2)]);
     await w.deliver();
     const [receiver] = w.receivers;
