@@ -262,6 +262,21 @@ describe('CRM events', () => {
     expect(received[1]?.timestamp).toBeGreaterThan(received[0]?.timestamp ?? Number.POSITIVE_INFINITY);
   });
 
+  test('a retry message that arrives a little early (clocks differ) comes back when due, not after the sweep', async () => {
+    let calls = 0;
+    const w = await world([() => (++calls === 1 ? 500 : 200)]);
+    await w.sync([referral(1)]);
+    await w.deliver();
+    const [retry] = w.messages.splice(0); // the 5 s retry, handed over 2 s early
+    w.clock.advance(3_000);
+    await deliverEventsMessage(w.events.delivery, retry?.message, silentLog);
+    expect(w.receivers[0]?.events).toHaveLength(1);
+    expect(w.messages.map((m) => m.message)).toEqual([retry?.message]);
+    w.clock.advance(2_000);
+    await w.deliver();
+    expect(w.receivers[0]?.events.map((r) => r.status)).toEqual([500, 200]);
+  });
+
   test('a crash after the outbox write, before the row write: nothing sent until the row is, then once', async () => {
     const w = await world();
     // The outbox is written, then the instance "dies" before its row transaction is submitted (the message

@@ -183,6 +183,9 @@ export async function deliverEventsMessage(
   return outcome;
 }
 
+/** A retry message this early (clock differences) is sent again for its due time rather than dropped. */
+const EARLY_RETRY_MS = 10_000;
+
 /** How long a key whose delivery threw waits before it is tried again. */
 const KEY_ERROR_RETRY_SECONDS = 30;
 
@@ -205,8 +208,14 @@ export async function deliverKey(
         : await deps.outbox.eventsOf(subject, key, ep);
     const step = nextStep(events, deps.clock.now());
     if (step.action === 'idle') return 'idle';
-    // Its retry's message is scheduled; a lost one is queued again by the sweep.
-    if (step.action === 'wait') return 'waiting';
+    if (step.action === 'wait') {
+      // Its retry's message is scheduled; a lost one is queued again by the sweep. A retry that arrives a
+      // little early (instances' and storage's clocks differ) comes back when due instead of waiting for it.
+      const early = step.at - deps.clock.now();
+      if (early <= EARLY_RETRY_MS)
+        await deps.queue.send({ subject, keys: [key], endpoints: [ep] }, early / 1000);
+      return 'waiting';
+    }
     if (step.action === 'busy') {
       // Another attempt holds the key: look again when its lease ends, in case it stops before this key's
       // newest event (recorded after it listed them) was sent.
