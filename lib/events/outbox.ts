@@ -60,6 +60,9 @@ export function stateOf(columns: Record<string, unknown>, endpoint: string): Del
   };
 }
 
+/** The per-endpoint state columns (`<name>_<endpoint id>`) stateColumns writes. */
+const STATE_NAMES = ['tries', 'next', 'lease', 'done', 'result', 'error', 'sentAt', 'event'] as const;
+
 /** Columns that set an endpoint's state (a Merge of these changes nothing else). */
 export function stateColumns(
   endpoint: string,
@@ -153,12 +156,29 @@ export class Outbox {
     return row ? [toStored(row, endpoint)] : [];
   }
 
-  /** Every event of a subject (the sweep; done events are purged, so the partition stays small). */
-  async *all(subject: EventSubject): AsyncGenerator<StoredEvent> {
+  /**
+   * Every event of a subject with the endpoints' states but not its body (the sweep reads the whole partition
+   * every 5 minutes: thousands of rows after a first sync, kept 7 days). `body` is '' here: `withBody` reads it.
+   */
+  async *all(subject: EventSubject, endpoints: readonly string[]): AsyncGenerator<StoredEvent> {
+    const select = [
+      'partitionKey',
+      'rowKey',
+      'eventId',
+      'type',
+      'createdAt',
+      ...endpoints.flatMap((endpoint) => STATE_NAMES.map((name) => `${name}_${endpoint}`)),
+    ];
     const rows = listEntitiesOrNone<Record<string, unknown>>(this.table, {
-      queryOptions: { filter: odata`PartitionKey eq ${subject}` },
+      queryOptions: { filter: odata`PartitionKey eq ${subject}`, select },
     });
     for await (const row of rows) yield toStored(row, '');
+  }
+
+  /** The event read whole (its body too); undefined once it is gone. */
+  async withBody(event: StoredEvent): Promise<StoredEvent | undefined> {
+    const row = await getEntityOrUndefined<Record<string, unknown>>(this.table, event.subject, event.rowKey);
+    return row ? toStored(row, '') : undefined;
   }
 
   /** Sets an endpoint's state; with `etag`, only if the row is unchanged (false when it changed). */

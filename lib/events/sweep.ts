@@ -3,7 +3,7 @@ import type { Log } from '../log';
 import { ensureTableOnce } from '../storage';
 import { SYNC_STATE_PARTITION } from '../sync/sync-state';
 import { type Endpoint, type EventsQueue, eventStored } from './delivery';
-import { type Outbox, stateOf } from './outbox';
+import { type Outbox, type StoredEvent, stateOf } from './outbox';
 import { EVENT_STREAMS, type EventSubject } from './rules';
 
 /** A pending event with no attempt due for this long has lost its message: queued again. */
@@ -45,7 +45,10 @@ export async function sweepEvents(deps: SweepDeps, log: Log): Promise<Record<Eve
   for (const subject of Object.keys(EVENT_STREAMS) as EventSubject[]) {
     const counts: EventCounts = { sent: 0, pending: 0, failed: 0, requeued: 0, purged: 0 };
     const stale = new Set<string>();
-    for await (const event of deps.outbox.all(subject)) {
+    for await (const event of deps.outbox.all(
+      subject,
+      deps.endpoints.map((e) => e.id),
+    )) {
       let allDone = true;
       for (const endpoint of deps.endpoints) {
         const state = stateOf(event.columns, endpoint.id);
@@ -63,7 +66,7 @@ export async function sweepEvents(deps: SweepDeps, log: Log): Promise<Record<Eve
       }
       if (
         Date.parse(event.createdAt) < now - OUTBOX_RETENTION_DAYS * 24 * 3600_000 &&
-        (allDone || !(await eventStored(deps.table, event))) &&
+        (allDone || !(await isStored(deps, event))) &&
         (await deps.outbox.delete(event))
       ) {
         counts.purged++;
@@ -91,4 +94,10 @@ export async function sweepEvents(deps: SweepDeps, log: Log): Promise<Record<Eve
     result[subject] = counts;
   }
   return result;
+}
+
+/** Whether an old pending event's row is stored as it says (its body is read for this alone). */
+async function isStored(deps: SweepDeps, event: StoredEvent): Promise<boolean> {
+  const whole = await deps.outbox.withBody(event);
+  return whole === undefined || (await eventStored(deps.table, whole));
 }
