@@ -1,11 +1,6 @@
 import type { TableClient } from '@azure/data-tables';
-import {
-  ensureTableOnce,
-  getEntityOrUndefined,
-  isConflict,
-  isNotFound,
-  isPreconditionFailed,
-} from '../storage';
+import { ensureTableOnce, getEntityOrUndefined } from '../storage';
+import { isConflict, isNotFound, isPreconditionFailed } from '../storage/errors';
 
 /**
  * `DataverseLinks`, one row per Dataverse contact (PartitionKey `contact`, RowKey its id):
