@@ -11,7 +11,7 @@ import { parseArgs } from 'node:util';
 import { startAzurite } from '../dev/azurite';
 import { DEFAULT_ENTRY, startHost } from '../dev/host/host';
 import { memoryLogger } from '../dev/host/logger';
-import { startSandbox } from '../dev/sandbox';
+import { sandboxSettings, startSandbox } from '../dev/sandbox';
 import { SCHEDULE_DEFAULTS } from '../lib/config';
 import { tableClient } from '../lib/storage';
 import { readDetailsState } from '../lib/sync';
@@ -33,9 +33,7 @@ async function main() {
   const sandbox = await startSandbox({ data: { tenants: TENANTS, referrals: 0 }, rateLimitPerMinute: L });
   const settings = {
     AzureWebJobsStorage: azurite.connectionString,
-    FPX_BASE_URL: sandbox.url,
-    FPX_CERT_PATH: sandbox.certs.client.pemPath,
-    FPX_CA_PATH: sandbox.certs.ca.path,
+    ...sandboxSettings(sandbox),
     FPX_RATE_LIMIT_PER_MINUTE: String(L),
     FPX_PAGE_SIZE: String(PAGE_SIZE),
   };

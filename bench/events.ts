@@ -15,7 +15,7 @@ import { startAzurite } from '../dev/azurite';
 import { startEventReceiver } from '../dev/event-receiver';
 import { DEFAULT_ENTRY, startHost } from '../dev/host/host';
 import { memoryLogger } from '../dev/host/logger';
-import { startSandbox } from '../dev/sandbox';
+import { sandboxSettings, startSandbox } from '../dev/sandbox';
 import { SCHEDULE_DEFAULTS } from '../lib/config';
 
 const { values } = parseArgs({
@@ -78,9 +78,7 @@ async function main() {
     settings: {
       ...SCHEDULE_DEFAULTS,
       AzureWebJobsStorage: azurite.connectionString,
-      FPX_BASE_URL: sandbox.url,
-      FPX_CERT_PATH: sandbox.certs.client.pemPath,
-      FPX_CA_PATH: sandbox.certs.ca.path,
+      ...sandboxSettings(sandbox),
       FPX_RATE_LIMIT_PER_MINUTE: '60000',
       FPX_PAGE_SIZE: values['page-size'],
       CRM_EVENTS_URL: receiver.url,

@@ -13,7 +13,7 @@
 import { type ChildProcess, fork } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import { startAzurite } from '../dev/azurite';
-import { type RequestLogEntry, startSandbox } from '../dev/sandbox';
+import { type RequestLogEntry, sandboxSettings, startSandbox } from '../dev/sandbox';
 import { busiestWindow } from '../lib/rate-budget';
 
 const { values } = parseArgs({
@@ -45,9 +45,7 @@ async function main() {
       env: {
         ...process.env,
         AzureWebJobsStorage: azurite.connectionString,
-        FPX_BASE_URL: sandbox.url,
-        FPX_CERT_PATH: sandbox.certs.client.pemPath,
-        FPX_CA_PATH: sandbox.certs.ca.path,
+        ...sandboxSettings(sandbox),
         FPX_RATE_LIMIT_PER_MINUTE: String(L),
         FPX_ORIGIN: `https://instance-${index}.bench.invalid`,
       },

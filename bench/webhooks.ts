@@ -17,7 +17,7 @@ import { parseArgs } from 'node:util';
 import { Agent, request } from 'undici';
 import { startAzurite } from '../dev/azurite';
 import { startHost } from '../dev/host/host';
-import { startSandbox } from '../dev/sandbox';
+import { sandboxSettings, startSandbox } from '../dev/sandbox';
 import { buildServices } from '../functions/services';
 import { loadConfig, SCHEDULE_DEFAULTS } from '../lib/config';
 import { signWebhook, webhookKeys } from '../lib/crm';
@@ -94,9 +94,7 @@ async function main() {
   ]);
   const settings = {
     AzureWebJobsStorage: azurite.connectionString,
-    FPX_BASE_URL: sandbox.url,
-    FPX_CERT_PATH: sandbox.certs.client.pemPath,
-    FPX_CA_PATH: sandbox.certs.ca.path,
+    ...sandboxSettings(sandbox),
     FPX_RATE_LIMIT_PER_MINUTE: '60000', // the highest the setting allows: a slot every millisecond
     CRM_WEBHOOK_SECRET: secret,
   };

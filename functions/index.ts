@@ -6,8 +6,8 @@
 import * as functionsModule from '@azure/functions';
 import { loadConfig } from '../lib/config';
 import { crmDeps } from '../lib/crm';
+import { queueStatuses } from '../lib/ops';
 import { observeGauges, useTelemetryClock } from '../lib/telemetry';
-import { readQueueDepths } from '../lib/telemetry/queues';
 import { startTelemetry } from '../lib/telemetry/setup';
 import { registerCertExpiryCheck } from './certExpiryCheck';
 import { registerCrmContacts } from './crmContacts';
@@ -39,7 +39,7 @@ const services = buildServices(config);
 useTelemetryClock(services.clock);
 if (config.telemetry.exporter !== 'none') {
   observeGauges({
-    queueDepths: () => readQueueDepths((name) => services.queueService.getQueueClient(name)),
+    queueDepths: () => queueStatuses((name) => services.queueService.getQueueClient(name)),
     certificateNotAfter: async () => (await services.certificates.current()).notAfter,
   });
 }

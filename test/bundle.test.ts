@@ -17,7 +17,7 @@ import type { AppRegistration, RegisteredFunction } from '../dev/host/functions-
 import { memoryLogger } from '../dev/host/logger';
 import { applySettingsToEnv } from '../dev/host/settings';
 import { invokeFunction } from '../dev/invoke';
-import { startSandbox } from '../dev/sandbox';
+import { sandboxSettings, startSandbox } from '../dev/sandbox';
 
 type ContractTrigger =
   | { type: 'timerTrigger'; schedule: string }
@@ -78,9 +78,7 @@ function registeredTrigger(fn: RegisteredFunction): ContractTrigger & { connecti
 const sandbox = await startSandbox({ data: { tenants: 2, referrals: 2 } });
 const settings = {
   AzureWebJobsStorage: inject('storageConnection'),
-  FPX_BASE_URL: sandbox.url,
-  FPX_CERT_PATH: sandbox.certs.client.pemPath,
-  FPX_CA_PATH: sandbox.certs.ca.path,
+  ...sandboxSettings(sandbox),
   CRM_WEBHOOK_SECRET: `whsec_${randomBytes(24).toString('base64')}`,
 };
 const restoreEnv = applySettingsToEnv(settings);

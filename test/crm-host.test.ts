@@ -11,7 +11,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, test } from 'vitest';
 import { type RunningHost, startHost } from '../dev/host/host';
 import { memoryLogger } from '../dev/host/logger';
-import { type Sandbox, startSandbox } from '../dev/sandbox';
+import { type Sandbox, sandboxSettings, startSandbox } from '../dev/sandbox';
 import { getDelivery, sendWebhook } from '../dev/webhook';
 import { SCHEDULE_DEFAULTS } from '../lib/config';
 import { notePayload } from '../lib/crm';
@@ -30,9 +30,7 @@ beforeAll(async () => {
   settings = {
     ...SCHEDULE_DEFAULTS,
     AzureWebJobsStorage: inject('storageAccounts').crmhost,
-    FPX_BASE_URL: sandbox.url,
-    FPX_CERT_PATH: sandbox.certs.client.pemPath,
-    FPX_CA_PATH: sandbox.certs.ca.path,
+    ...sandboxSettings(sandbox),
     FPX_RATE_LIMIT_PER_MINUTE: '60000',
     CRM_WEBHOOK_SECRET: secrets.join(' '),
     // The shortest backoff: a retry is due a second after its 202.

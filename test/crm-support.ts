@@ -4,7 +4,7 @@ import { HttpRequest, type HttpResponseInit, InvocationContext } from '@azure/fu
 import type { QueueClient } from '@azure/storage-queue';
 import { afterAll, beforeAll } from 'vitest';
 import { decodeBase64Message } from '../dev/host/queue-message';
-import { type Sandbox, startSandbox } from '../dev/sandbox';
+import { type Sandbox, sandboxSettings, startSandbox } from '../dev/sandbox';
 import { signedHeaders } from '../dev/webhook';
 import { adaptHttp, type FunctionsHttpHandler } from '../functions/http-adapter';
 import { buildServices } from '../functions/services';
@@ -119,9 +119,7 @@ export function crmFixture(
   const services = buildServices(
     loadConfig({
       AzureWebJobsStorage: connection,
-      FPX_BASE_URL: sandbox.url,
-      FPX_CERT_PATH: sandbox.certs.client.pemPath,
-      FPX_CA_PATH: sandbox.certs.ca.path,
+      ...sandboxSettings(sandbox),
       FPX_RATE_LIMIT_PER_MINUTE: '60000',
       CRM_WEBHOOK_SECRET: secrets.join(' '),
     }),

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, inject, test } from 'vitest';
 import { DEFAULT_ENTRY, type RunningHost, startHost } from '../dev/host/host';
 import { memoryLogger } from '../dev/host/logger';
-import { type Sandbox, startSandbox } from '../dev/sandbox';
+import { type Sandbox, sandboxSettings, startSandbox } from '../dev/sandbox';
 import { SCHEDULE_DEFAULTS } from '../lib/config';
 import { type FpxClient, normalizeGuid } from '../lib/fpx';
 import { queueClient, tableClient } from '../lib/storage';
@@ -194,9 +194,7 @@ describe('through the local host and the real queue', () => {
   beforeAll(async () => {
     settings = {
       AzureWebJobsStorage: inject('storageAccounts').details,
-      FPX_BASE_URL: sandbox.url,
-      FPX_CERT_PATH: sandbox.certs.client.pemPath,
-      FPX_CA_PATH: sandbox.certs.ca.path,
+      ...sandboxSettings(sandbox),
       FPX_PAGE_SIZE: '4',
       FPX_RATE_LIMIT_PER_MINUTE: '60000',
     };

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, inject, test } from 'vitest';
 import { DEFAULT_ENTRY, loadApp } from '../dev/host/app-loader';
 import { triggerBindingOf } from '../dev/host/function-info';
 import { memoryLogger, startHost } from '../dev/host/host';
-import { type Sandbox, startSandbox } from '../dev/sandbox';
+import { type Sandbox, sandboxSettings, startSandbox } from '../dev/sandbox';
 import { HEALTH_TTL_MS, healthCheck, healthStatus } from '../functions/health';
 import { buildServices, type Services } from '../functions/services';
 import { loadConfig, SCHEDULE_DEFAULTS } from '../lib/config';
@@ -21,9 +21,7 @@ function services(overrides: Record<string, string> = {}): Services {
   return buildServices(
     loadConfig({
       AzureWebJobsStorage: inject('storageConnection'),
-      FPX_BASE_URL: sandbox.url,
-      FPX_CERT_PATH: sandbox.certs.client.pemPath,
-      FPX_CA_PATH: sandbox.certs.ca.path,
+      ...sandboxSettings(sandbox),
       ...overrides,
     }),
   );
@@ -92,9 +90,7 @@ test('the local host serves /api/health to anyone and /api/health/details withou
     settings: {
       ...SCHEDULE_DEFAULTS,
       AzureWebJobsStorage: inject('storageConnection'),
-      FPX_BASE_URL: sandbox.url,
-      FPX_CERT_PATH: sandbox.certs.client.pemPath,
-      FPX_CA_PATH: sandbox.certs.ca.path,
+      ...sandboxSettings(sandbox),
     },
   });
   try {

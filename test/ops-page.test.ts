@@ -17,7 +17,7 @@ import { afterAll, beforeAll, describe, expect, inject, test } from 'vitest';
 import { BUNDLE_OPTIONS } from '../dev/build';
 import { type RunningHost, startHost } from '../dev/host/host';
 import { memoryLogger } from '../dev/host/logger';
-import { type Sandbox, startSandbox } from '../dev/sandbox';
+import { type Sandbox, sandboxSettings, startSandbox } from '../dev/sandbox';
 import { getDelivery, sendWebhook } from '../dev/webhook';
 import { SCHEDULE_DEFAULTS } from '../lib/config';
 import { type OpsStatus, REFRESH_MS } from '../lib/ops';
@@ -73,9 +73,7 @@ beforeAll(async () => {
     settings: {
       ...SCHEDULE_DEFAULTS,
       AzureWebJobsStorage: connection,
-      FPX_BASE_URL: sandbox.url,
-      FPX_CERT_PATH: sandbox.certs.client.pemPath,
-      FPX_CA_PATH: sandbox.certs.ca.path,
+      ...sandboxSettings(sandbox),
       FPX_RATE_LIMIT_PER_MINUTE: '60000',
       CRM_WEBHOOK_SECRET: secrets.join(' '),
       // One FPX call per webhook, retried after about a second: an outage fails a delivery at once.

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, expect, inject, test } from 'vitest';
 import { DEFAULT_ENTRY } from '../dev/host/host';
 import { invokeFunction } from '../dev/invoke';
-import { type Sandbox, startSandbox } from '../dev/sandbox';
+import { type Sandbox, sandboxSettings, startSandbox } from '../dev/sandbox';
 import { tableClient } from '../lib/storage';
 import { readSyncState } from '../lib/sync';
 
@@ -14,9 +14,7 @@ beforeAll(async () => {
   sandbox = await startSandbox({ data: { tenants: 12, referrals: 30 }, rateLimitPerMinute: 0 });
   settings = {
     AzureWebJobsStorage: inject('storageConnection'),
-    FPX_BASE_URL: sandbox.url,
-    FPX_CERT_PATH: sandbox.certs.client.pemPath,
-    FPX_CA_PATH: sandbox.certs.ca.path,
+    ...sandboxSettings(sandbox),
     FPX_PAGE_SIZE: '7',
   };
 });

@@ -3,7 +3,7 @@ import { inspect } from 'node:util';
 import { RestError, TableClient } from '@azure/data-tables';
 import { app, InvocationContext, type StorageQueueHandler } from '@azure/functions';
 import { afterAll, beforeAll, expect, inject, test, vi } from 'vitest';
-import { type Sandbox, startSandbox } from '../dev/sandbox';
+import { type Sandbox, sandboxSettings, startSandbox } from '../dev/sandbox';
 import { buildServices } from '../functions/services';
 import { registerSyncTenantDetails } from '../functions/syncTenantDetails';
 import { loadConfig } from '../lib/config';
@@ -22,9 +22,7 @@ test('syncTenantDetails: a failure that cannot be recorded is logged without the
   const services = buildServices(
     loadConfig({
       AzureWebJobsStorage: inject('storageConnection'),
-      FPX_BASE_URL: sandbox.url,
-      FPX_CERT_PATH: sandbox.certs.client.pemPath,
-      FPX_CA_PATH: sandbox.certs.ca.path,
+      ...sandboxSettings(sandbox),
     }),
   );
   // Storage refuses every table request with an error quoting the request's SAS URL.

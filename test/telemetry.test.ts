@@ -8,11 +8,10 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, inject, test } from 'vitest';
 import { type OtlpReceiver, type ReceivedSpan, startOtlpReceiver } from '../dev/otlp-receiver';
 import { type Sandbox, startSandbox } from '../dev/sandbox';
-import { QUEUES } from '../lib/ops/status';
+import { QUEUES, queueStatuses } from '../lib/ops/status';
 import { queueClient } from '../lib/storage';
 import { syncReferralsAndTheirTenants } from '../lib/sync';
 import { observeGauges } from '../lib/telemetry';
-import { readQueueDepths } from '../lib/telemetry/queues';
 import * as sdk from '../lib/telemetry/sdk';
 import { startTelemetry, type Telemetry } from '../lib/telemetry/setup';
 import {
@@ -118,7 +117,7 @@ describe('one pollReferrals run', () => {
   test("each export reads every queue's depth, poison queues marked", async () => {
     receiver.clear();
     observeGauges({
-      queueDepths: () => readQueueDepths((name) => queueClient(inject('storageConnection'), name)),
+      queueDepths: () => queueStatuses((name) => queueClient(inject('storageConnection'), name)),
     });
     await telemetry.flush();
     observeGauges({});

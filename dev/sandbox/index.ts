@@ -20,3 +20,4 @@ export { canonicalGuid } from './random';
 export { GUID_CONTACT_TYPE_ID, GUIDE_SAMPLE_GUID, type NamedId, type ReferenceData } from './reference';
 export { API_BASE } from './routes';
 export { type RequestLogEntry, type Sandbox, type SandboxOptions, startSandbox } from './server';
+export { sandboxSettings } from './settings';

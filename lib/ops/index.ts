@@ -24,6 +24,7 @@ export {
   LONG_QUEUED_MINUTES,
   type OpsDeps,
   QUEUES,
+  queueStatuses,
   STREAMS,
 } from './status';
 export type * from './types';

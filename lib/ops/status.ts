@@ -86,7 +86,7 @@ export async function collectStatus(deps: OpsDeps): Promise<OpsStatus> {
   const [streams, deliveries, queues, certificate, fpx] = await Promise.all([
     streamStatuses(deps, now),
     deliveryStatus(deps.crm.store.table, now),
-    queueStatuses(deps),
+    queueStatuses(deps.queue),
     certificateStatus(deps, now),
     fpxStatus(deps),
   ]);
@@ -334,7 +334,11 @@ export async function deliveryStatus(table: TableClient, now: number): Promise<D
   return result;
 }
 
-async function queueStatuses(deps: OpsDeps): Promise<QueueStatus[]> {
+/**
+ * Every queue the page shows, with its depth (-1 and the error when it cannot be read within 5 s). Also the
+ * `queue.depth` gauge's source at each telemetry export.
+ */
+export async function queueStatuses(queue: OpsDeps['queue']): Promise<QueueStatus[]> {
   return Promise.all(
     QUEUES.map(async ({ name, requeueTo }) => {
       const status: QueueStatus = {
@@ -345,7 +349,7 @@ async function queueStatuses(deps: OpsDeps): Promise<QueueStatus[]> {
       };
       try {
         // A queue that does not exist yet has never held a message.
-        status.depth = await queueDepth(deps.queue(name), { abortSignal: AbortSignal.timeout(5_000) });
+        status.depth = await queueDepth(queue(name), { abortSignal: AbortSignal.timeout(5_000) });
       } catch (error) {
         status.depth = -1;
         status.error = safeErrorMessage(error);
