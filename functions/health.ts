@@ -1,6 +1,7 @@
 import { app } from '@azure/functions';
 import { daysLeft, isExpired } from '../lib/cert';
 import type { PlainResponse } from '../lib/http';
+import { POISON_QUEUES } from '../lib/ops';
 import { queueDepth } from '../lib/storage';
 import { adaptHttp } from './http-adapter';
 import type { Services } from './services';
@@ -65,8 +66,17 @@ function fpxCheck(services: Services, now = services.clock.now()): Promise<FpxCh
   return result;
 }
 
-/** The dead-letter queues an operator must look at: messages that failed every attempt. */
-export const POISON_QUEUES = ['fpx-tenant-details-poison', 'crm-deliveries-poison', 'crm-events-poison'];
+/** Storage and FPX (FPX's answer shared for 30 s): also the operations page's reachability. */
+export async function storageAndFpx(
+  services: Services,
+  now = services.clock.now(),
+): Promise<{ storage: Check; fpx: FpxCheck }> {
+  const [storage, fpx] = await Promise.all([
+    check((abortSignal) => services.tableService.getProperties({ abortSignal })),
+    fpxCheck(services, now),
+  ]);
+  return { storage, fpx };
+}
 
 /** Messages waiting in each poison queue (0 when the queue does not exist yet); informational, never a 503. */
 async function poisonQueueDepths(services: Services): Promise<Record<string, number | string>> {
@@ -87,9 +97,8 @@ async function poisonQueueDepths(services: Services): Promise<Record<string, num
  * 30 s old. Served to key holders only (GET /api/health/details, functions/healthDetails.ts).
  */
 export async function healthCheck(services: Services): Promise<PlainResponse> {
-  const [storage, fpx, certificate, poisonQueues] = await Promise.all([
-    check((abortSignal) => services.tableService.getProperties({ abortSignal })),
-    fpxCheck(services),
+  const [{ storage, fpx }, certificate, poisonQueues] = await Promise.all([
+    storageAndFpx(services),
     certificateCheck(services),
     poisonQueueDepths(services),
   ]);
@@ -109,11 +118,9 @@ const summaries = new WeakMap<Services, { at: number; ok: Promise<boolean> }>();
 export async function healthStatus(services: Services, now = services.clock.now()): Promise<PlainResponse> {
   let last = summaries.get(services);
   if (!last || now - last.at >= HEALTH_TTL_MS) {
-    const ok = Promise.all([
-      check((abortSignal) => services.tableService.getProperties({ abortSignal })),
-      fpxCheck(services, now),
-      certificateCheck(services, new Date(now)),
-    ]).then((checks) => checks.every((c) => c.ok));
+    const ok = Promise.all([storageAndFpx(services, now), certificateCheck(services, new Date(now))]).then(
+      ([{ storage, fpx }, certificate]) => storage.ok && fpx.ok && certificate.ok,
+    );
     last = { at: now, ok };
     summaries.set(services, last);
   }

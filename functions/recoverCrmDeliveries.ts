@@ -1,11 +1,8 @@
 import { app } from '@azure/functions';
-import { alertPoisonQueues, crmDeps, DELIVERY_POISON_QUEUE, poisonWatch, recoverStalled } from '../lib/crm';
-import { crmEvents, EVENTS_POISON_QUEUE } from '../lib/events';
-import { TENANT_DETAILS_QUEUE } from '../lib/sync';
+import { alertPoisonQueues, crmDeps, poisonWatch, recoverStalled } from '../lib/crm';
+import { crmEvents } from '../lib/events';
+import { POISON_QUEUES } from '../lib/ops';
 import type { Services } from './services';
-
-/** The poison queues whose filling raises an operator alert (once per incident). */
-const POISON_QUEUES = [DELIVERY_POISON_QUEUE, `${TENANT_DETAILS_QUEUE}-poison`, EVENTS_POISON_QUEUE];
 
 /**
  * Timer, every 5 minutes: deliveries whose attempt died before its outcome was recorded, or whose queued

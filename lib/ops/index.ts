@@ -23,6 +23,7 @@ export {
   collectStatus,
   LONG_QUEUED_MINUTES,
   type OpsDeps,
+  POISON_QUEUES,
   QUEUES,
   queueStatuses,
   STREAMS,

@@ -47,6 +47,11 @@ export const QUEUES: readonly { name: string; requeueTo?: string }[] = [
   { name: EVENTS_POISON_QUEUE },
 ];
 
+/** The dead-letter queues an operator must look at (health details, the recovery timer's alerts). */
+export const POISON_QUEUES: readonly string[] = QUEUES.map((q) => q.name).filter((name) =>
+  name.endsWith('-poison'),
+);
+
 /** A delivery queued (or being attempted) longer than this since the webhook is listed with a Retry button. */
 export const LONG_QUEUED_MINUTES = 30;
 /** At most this many deliveries of each kind (failed, rejected, long-queued) are listed. */

@@ -23,10 +23,11 @@ export async function fanOutTenantDetails(
   const detailTenants = referrals?.lastCompletedAt ? await tenantsWithDetails(deps.table) : undefined;
   const messages = await tenantMessages(deps.table, runId);
   const referralOnly = messages.filter((m) => !m.claimed).length;
+  const queued = new Set(messages.map((m) => m.tenantId));
   const departed = detailTenants
     ? await markDepartedTenants(
         deps.table,
-        [...detailTenants].filter((id) => !messages.some((m) => m.tenantId === id)),
+        [...detailTenants].filter((id) => !queued.has(id)),
         timeOf(deps)().toISOString(),
       )
     : { tenants: 0, rows: 0 };
