@@ -365,6 +365,7 @@ describe('the operations page', () => {
       await recordRunEnd(
         state,
         'tenants',
+        startedAt,
         {
           seen: 20,
           created: 16,

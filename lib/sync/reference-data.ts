@@ -67,7 +67,8 @@ export async function syncReferenceData(deps: StreamDeps): Promise<ReferenceData
   const rows = deps.table(TABLES.referenceData);
   const state = deps.table(TABLES.syncState);
   await ensureTableOnce(state);
-  await recordRunStart(state, REFERENCE_DATA_STREAM, clock().toISOString());
+  const runStartedAt = clock().toISOString();
+  await recordRunStart(state, REFERENCE_DATA_STREAM, runStartedAt);
 
   let apiCalls = 0;
   const onAttempt = () => {
@@ -103,6 +104,7 @@ export async function syncReferenceData(deps: StreamDeps): Promise<ReferenceData
   await recordRunEnd(
     state,
     REFERENCE_DATA_STREAM,
+    runStartedAt,
     {
       ...recorded,
       lastStatus: result.status,

@@ -91,7 +91,6 @@ export async function recordRunStart(state: TableClient, stream: string, started
     { partitionKey: SYNC_STATE_PARTITION, rowKey: stream, lastStartedAt: startedAt },
     'Merge',
   );
-  runStarts(state).set(stream, startedAt);
 }
 
 /**
@@ -102,12 +101,13 @@ export async function recordRunStart(state: TableClient, stream: string, started
 export async function recordRunEnd(
   state: TableClient,
   stream: string,
+  /** As given to recordRunStart: the history row's start. */
+  startedAt: string,
   record: SyncRunRecord,
   /** FpxSyncRuns; without it no history row is written. */
   history?: TableClient,
 ): Promise<void> {
   const endedAt = record.lastCompletedAt ?? new Date().toISOString();
-  const startedAt = await runStartOf(state, stream, endedAt, record.durationMs);
   await state.upsertEntity(
     { partitionKey: SYNC_STATE_PARTITION, rowKey: stream, ...record, lastEndedAt: endedAt },
     'Merge',
@@ -284,37 +284,4 @@ function stripRunMeta(
 ): SyncRun {
   const { partitionKey: _pk, rowKey: _rk, etag: _etag, timestamp: _ts, ...run } = row;
   return run;
-}
-
-/** Start times recorded by this process, per state client and stream: a run starts and ends in one invocation. */
-const startsByClient = new WeakMap<TableClient, Map<string, string>>();
-
-function runStarts(state: TableClient): Map<string, string> {
-  let starts = startsByClient.get(state);
-  if (!starts) {
-    starts = new Map();
-    startsByClient.set(state, starts);
-  }
-  return starts;
-}
-
-/** The run's start: as recordRunStart recorded it here, else from the row, else its end less its duration. */
-async function runStartOf(
-  state: TableClient,
-  stream: string,
-  endedAt: string,
-  durationMs: number,
-): Promise<string> {
-  const remembered = runStarts(state).get(stream);
-  runStarts(state).delete(stream);
-  if (remembered) return remembered;
-  try {
-    const row = await state.getEntity<SyncStateRow>(SYNC_STATE_PARTITION, stream, {
-      queryOptions: { select: ['lastStartedAt'] },
-    });
-    if (row.lastStartedAt) return row.lastStartedAt;
-  } catch {
-    // No row yet: fall back on the duration.
-  }
-  return new Date(Date.parse(endedAt) - (durationMs || 0)).toISOString();
 }

@@ -120,6 +120,7 @@ async function runSync<T extends object>(options: SyncStreamOptions<T>, requests
   const log = options.log ?? (() => {});
   const progressEvery = Math.max(1, options.progressEveryPages ?? 10);
   const startedAt = performance.now();
+  const runStartedAt = timestamp();
   const apiCallsAtStart = options.apiCalls?.() ?? 0;
   // Writes waiting for `beforeWrite`, by RowKey: handed over with the transaction that carries them.
   const writes = new Map<string, RowWrite>();
@@ -178,7 +179,7 @@ async function runSync<T extends object>(options: SyncStreamOptions<T>, requests
       lastError: end.lastError ?? '',
       ...(end.lastCompletedAt ? { lastCompletedAt: end.lastCompletedAt } : {}),
     };
-    await recordRunEnd(state, stream, record, options.history);
+    await recordRunEnd(state, stream, runStartedAt, record, options.history);
   };
 
   /** Decides what one item needs and queues its write. */
@@ -241,7 +242,7 @@ async function runSync<T extends object>(options: SyncStreamOptions<T>, requests
     await ensureTableOnce(rows);
     if (state) {
       await ensureTableOnce(state);
-      await recordRunStart(state, stream, timestamp());
+      await recordRunStart(state, stream, runStartedAt);
     }
     const known = await readPartitionIndex(rows, partitionKey);
     let stopped = false;
