@@ -22,7 +22,7 @@ export function adaptHttp(handler: PlainHttpHandler): FunctionsHttpHandler {
  * The host's request as plain values. The body is passed through as the library's stream, not read here:
  * lib reads it only as far as its limit (readBoundedBody), so an oversized body is never held.
  */
-export function toPlainRequest(request: HttpRequest): PlainRequest {
+function toPlainRequest(request: HttpRequest): PlainRequest {
   // Headers iterate with lower-case names, repeated ones joined; of a repeated query parameter the first counts.
   const headers = Object.fromEntries(request.headers);
   const query = Object.fromEntries([...request.query].reverse());
@@ -36,7 +36,7 @@ export function toPlainRequest(request: HttpRequest): PlainRequest {
   };
 }
 
-export function toHttpResponse(response: PlainResponse): HttpResponseInit {
+function toHttpResponse(response: PlainResponse): HttpResponseInit {
   const { status, headers, jsonBody, body } = response;
   return {
     status,

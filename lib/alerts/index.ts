@@ -7,13 +7,7 @@ import { SmtpAlertSender } from './smtp-sender';
 
 export { AcsEmailAlertSender, type AcsSenderOptions } from './acs-sender';
 export type { AlertMessage, AlertSender } from './alert-sender';
-export {
-  type AlertClaim,
-  AlertLedger,
-  type AlertLedgerOptions,
-  type AlertRecord,
-  SENDING_GRACE_MS,
-} from './ledger';
+export { type AlertClaim, AlertLedger, type AlertRecord } from './ledger';
 export { LogAlertSender } from './log-sender';
 export { SmtpAlertSender, type SmtpSenderOptions } from './smtp-sender';
 

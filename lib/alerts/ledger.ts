@@ -21,12 +21,7 @@ export type AlertClaim =
   | { claimed: false; status: AlertRecord['status'] | 'taken' };
 
 /** A claim still `sending` after this is taken over: its sender died mid-send (a duplicate beats a miss). */
-export const SENDING_GRACE_MS = 30 * 60_000;
-
-export interface AlertLedgerOptions {
-  /** Default SENDING_GRACE_MS. */
-  sendingGraceMs?: number;
-}
+const SENDING_GRACE_MS = 30 * 60_000;
 
 /**
  * The table of alerts sent (e.g. FpxCertAlerts). `claim` is atomic: a row created with createEntity (or a
@@ -35,14 +30,7 @@ export interface AlertLedgerOptions {
  * is never claimed again.
  */
 export class AlertLedger {
-  private readonly sendingGraceMs: number;
-
-  constructor(
-    private readonly table: TableClient,
-    options: AlertLedgerOptions = {},
-  ) {
-    this.sendingGraceMs = options.sendingGraceMs ?? SENDING_GRACE_MS;
-  }
+  constructor(private readonly table: TableClient) {}
 
   async claim(
     partitionKey: string,
@@ -67,7 +55,7 @@ export class AlertLedger {
     }
     const existing = await this.table.getEntity<AlertRecord>(partitionKey, rowKey);
     const abandoned =
-      existing.status === 'sending' && now.getTime() - Date.parse(existing.claimedAt) >= this.sendingGraceMs;
+      existing.status === 'sending' && now.getTime() - Date.parse(existing.claimedAt) >= SENDING_GRACE_MS;
     if (existing.status !== 'failed' && !abandoned) return { claimed: false, status: existing.status };
     const attempt = (existing.attempts ?? 1) + 1;
     try {

@@ -77,9 +77,10 @@ async function checkQueue(watch: PoisonWatch, queue: QueueClient, log: Log): Pro
   }
   const { id } = await watch.incidents.open(name, now);
   const check: PoisonQueueCheck = { queue: name, depth, incident: id };
-  const message = await incidentAlert(queue, depth, id);
-  const claim = await watch.ledger.claim(name, id, { subject: message.subject, depth }, now);
+  // Claimed first: while the incident lasts, every later run stops here without peeking at the queue.
+  const claim = await watch.ledger.claim(name, id, { subject: incidentSubject(name), depth }, now);
   if (!claim.claimed) return { ...check, alert: 'already' };
+  const message = await incidentAlert(queue, depth, id);
   const transport = watch.alerts.transport;
   try {
     await watch.alerts.send(message);
@@ -94,6 +95,8 @@ async function checkQueue(watch: PoisonWatch, queue: QueueClient, log: Log): Pro
   return { ...check, alert: 'sent' };
 }
 
+const incidentSubject = (queue: string) => `Messages in the poison queue ${queue}`;
+
 async function incidentAlert(queue: QueueClient, depth: number, incident: string): Promise<AlertMessage> {
   const peeked = await queue.peekMessages({ numberOfMessages: SHOWN_MESSAGES });
   const shown = peeked.peekedMessageItems.map(
@@ -101,7 +104,7 @@ async function incidentAlert(queue: QueueClient, depth: number, incident: string
   );
   return {
     id: `poison-queue/${queue.name}/${incident}`,
-    subject: `Messages in the poison queue ${queue.name}`,
+    subject: incidentSubject(queue.name),
     text: [
       `The queue ${queue.name} holds ${depth} message(s) (first seen ${incident}).`,
       ``,

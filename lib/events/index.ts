@@ -28,7 +28,7 @@ export { OUTBOX_TABLE, Outbox, type StoredEvent, stateOf } from './outbox';
 export { Pacer } from './pacer';
 export { outboxRecorder, SUBJECT_TABLES } from './recorder';
 export * from './rules';
-export { type EventCounts, OUTBOX_RETENTION_DAYS, SWEEP_GRACE_MS, sweepEvents } from './sweep';
+export { type EventCounts, OUTBOX_RETENTION_DAYS, sweepEvents } from './sweep';
 
 /** What the events need of the composition root's services. */
 export interface EventServices {
@@ -48,7 +48,7 @@ export interface CrmEvents {
 }
 
 /** The endpoints of CRM_EVENTS_URL. */
-export function endpointsOf(urls: readonly string[]): Endpoint[] {
+function endpointsOf(urls: readonly string[]): Endpoint[] {
   return urls.map((url) => ({ id: endpointId(url), url, host: new URL(url).host }));
 }
 

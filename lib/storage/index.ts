@@ -4,7 +4,7 @@ import { QueueClient, QueueServiceClient, type StoragePipelineOptions } from '@a
 import { lazy } from '../lazy';
 import { isInsecureEndpoint, type StorageSettings } from './settings';
 
-export { isConflict, isNotFound, isPreconditionFailed, statusOf } from './errors';
+export { isConflict, isNotFound, isPreconditionFailed } from './errors';
 export {
   decodeMessageText,
   ensureQueueOnce,

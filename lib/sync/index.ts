@@ -45,7 +45,6 @@ export { type RowWrite, SyncItemError, type SyncStreamOptions, syncStream } from
 export { tableKeyProblem } from './table-key';
 export {
   type DetailsDeps,
-  type ExclusiveOutcome,
   enqueueTenantDetails,
   type FanOutResult,
   syncTenantDetails,

@@ -180,7 +180,7 @@ export async function readSyncState(state: TableClient, stream: string): Promise
  * 20 runs" is one query of one partition.
  */
 export const SYNC_RUNS_TABLE = 'FpxSyncRuns';
-export const SYNC_RUNS_RETENTION_DAYS = 30;
+const SYNC_RUNS_RETENTION_DAYS = 30;
 
 export interface SyncRun {
   stream: string;
@@ -206,7 +206,7 @@ const MAX_KEY_MS = 9_999_999_999_999;
 const MAX_RUN_ERROR_CHARS = 1_000;
 
 /** The RowKey of a run: its start time inverted (13 digits), so a partition lists the newest run first. */
-export function runRowKey(startedAt: string | Date): string {
+function runRowKey(startedAt: string | Date): string {
   const ms = typeof startedAt === 'string' ? Date.parse(startedAt) : startedAt.getTime();
   return String(MAX_KEY_MS - ms).padStart(13, '0');
 }

@@ -16,7 +16,7 @@ import {
 export const TENANT_LEASES_TABLE = 'FpxTenantLeases';
 const PARTITION = 'tenant';
 /** Longer than a tenant's sync takes; a holder that dies frees the tenant after this. */
-export const TENANT_LEASE_MS = 5 * 60_000;
+const TENANT_LEASE_MS = 5 * 60_000;
 
 export type TenantLease = { release(): Promise<void> } | { busyUntil: number };
 
