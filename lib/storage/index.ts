@@ -24,6 +24,7 @@ export {
   type StorageSettingsResult,
 } from './settings';
 export {
+  deleteEntities,
   deleteEntityIfUnchanged,
   ensureTable,
   ensureTableOnce,

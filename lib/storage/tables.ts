@@ -3,6 +3,7 @@ import type {
   ListTableEntitiesOptions,
   TableClient,
   TableEntityResult,
+  TransactionAction,
 } from '@azure/data-tables';
 import { isNotFound, isPreconditionFailed } from './errors';
 import { once } from './once';
@@ -73,4 +74,35 @@ export async function deleteEntityIfUnchanged(
     if (isNotFound(error) || isPreconditionFailed(error)) return false;
     throw error;
   }
+}
+
+/**
+ * Deletes every entity the filter matches, in transactions of up to 100 per partition; returns how many. A
+ * table that does not exist, or a batch whose entities are gone already, deletes nothing and fails nothing.
+ */
+export async function deleteEntities(table: TableClient, filter: string): Promise<number> {
+  const byPartition = new Map<string, TransactionAction[]>();
+  let deleted = 0;
+  const flush = async (partitionKey: string) => {
+    const batch = byPartition.get(partitionKey) ?? [];
+    byPartition.set(partitionKey, []);
+    if (batch.length === 0) return;
+    try {
+      await table.submitTransaction(batch);
+      deleted += batch.length;
+    } catch (error) {
+      if (!isNotFound(error)) throw error;
+    }
+  };
+  for await (const row of listEntitiesOrNone(table, {
+    queryOptions: { filter, select: ['PartitionKey', 'RowKey'] },
+  })) {
+    const partitionKey = String(row.partitionKey);
+    const batch = byPartition.get(partitionKey) ?? [];
+    batch.push(['delete', { partitionKey, rowKey: String(row.rowKey) }]);
+    byPartition.set(partitionKey, batch);
+    if (batch.length === 100) await flush(partitionKey);
+  }
+  for (const partitionKey of byPartition.keys()) await flush(partitionKey);
+  return deleted;
 }

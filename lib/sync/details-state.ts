@@ -1,6 +1,6 @@
-import { odata, type TableClient, type TransactionAction } from '@azure/data-tables';
+import { odata, type TableClient } from '@azure/data-tables';
 import { safeErrorMessage } from '../redact';
-import { ensureTableOnce } from '../storage';
+import { deleteEntities, ensureTableOnce, getEntityOrUndefined, listEntitiesOrNone } from '../storage';
 import { recordSyncRun, SYNC_STATE_PARTITION } from './sync-state';
 import type { FanOutResult, TenantDetailsResult } from './tenant-details';
 
@@ -209,17 +209,13 @@ export function completeRun(
 
 /** The `details` row, or undefined before the first fan-out. */
 export async function readDetailsState(state: TableClient): Promise<DetailsRow | undefined> {
-  try {
-    return stripMeta(await state.getEntity<DetailsRow>(SYNC_STATE_PARTITION, DETAILS_STREAM));
-  } catch (error) {
-    if ((error as { statusCode?: number }).statusCode === 404) return undefined;
-    throw error;
-  }
+  const row = await getEntityOrUndefined<DetailsRow>(state, SYNC_STATE_PARTITION, DETAILS_STREAM);
+  return row && stripMeta(row);
 }
 
 async function listRun(runs: TableClient, runId: string, select?: string[]): Promise<TenantRunRow[]> {
   const rows: TenantRunRow[] = [];
-  for await (const r of runs.listEntities<TenantRunRow>({
+  for await (const r of listEntitiesOrNone<TenantRunRow>(runs, {
     queryOptions: { filter: odata`PartitionKey eq ${runId}`, select },
   })) {
     rows.push(r);
@@ -233,17 +229,5 @@ function stripMeta<T extends object>(entity: T): T {
 }
 
 async function deleteRun(runs: TableClient, runId: string): Promise<void> {
-  try {
-    let batch: TransactionAction[] = [];
-    for (const r of await listRun(runs, runId, ['RowKey'])) {
-      batch.push(['delete', { partitionKey: runId, rowKey: String(r.rowKey) }]);
-      if (batch.length === 100) {
-        await runs.submitTransaction(batch);
-        batch = [];
-      }
-    }
-    if (batch.length > 0) await runs.submitTransaction(batch);
-  } catch (error) {
-    if ((error as { statusCode?: number }).statusCode !== 404) throw error;
-  }
+  await deleteEntities(runs, odata`PartitionKey eq ${runId}`);
 }

@@ -1,5 +1,5 @@
 import { odata, type TableClient, type TransactionAction } from '@azure/data-tables';
-import { ensureTableOnce, getEntityOrUndefined, listEntitiesOrNone } from '../storage';
+import { deleteEntities, ensureTableOnce, getEntityOrUndefined, listEntitiesOrNone } from '../storage';
 import { SYNC_STATE_PARTITION } from './sync-state';
 
 /**
@@ -107,11 +107,5 @@ export async function readSeenKeys(
 
 /** The stream's key rows go once its listing is complete (or started again). */
 export async function deleteSeenKeys(table: TableClient, stream: string): Promise<void> {
-  const deletes: TransactionAction[] = [];
-  for await (const row of listEntitiesOrNone(table, {
-    queryOptions: { filter: odata`PartitionKey eq ${stream}`, select: ['RowKey'] },
-  })) {
-    deletes.push(['delete', { partitionKey: stream, rowKey: row.rowKey as string }]);
-  }
-  for (let i = 0; i < deletes.length; i += 100) await table.submitTransaction(deletes.slice(i, i + 100));
+  await deleteEntities(table, odata`PartitionKey eq ${stream}`);
 }

@@ -1,6 +1,6 @@
-import { odata, type TableClient, type TransactionAction } from '@azure/data-tables';
+import { odata, type TableClient } from '@azure/data-tables';
 import { safeErrorMessage } from '../redact';
-import { ensureTableOnce, getEntityOrUndefined, isNotFound, listEntitiesOrNone } from '../storage';
+import { deleteEntities, ensureTableOnce, getEntityOrUndefined, listEntitiesOrNone } from '../storage';
 
 /** FpxSyncState: PartitionKey `sync`, RowKey the stream name. */
 export const SYNC_STATE_PARTITION = 'sync';
@@ -252,31 +252,7 @@ export async function readSyncRuns(runs: TableClient, stream: string, limit = 20
 /** Deletes the runs that started more than 30 days before `now`; returns how many. Daily, by the purge timer. */
 export async function purgeSyncRuns(runs: TableClient, now = new Date()): Promise<number> {
   const cutoff = runRowKey(new Date(now.getTime() - SYNC_RUNS_RETENTION_DAYS * DAY_MS));
-  const byStream = new Map<string, TransactionAction[]>();
-  let purged = 0;
-  const flush = async (stream: string) => {
-    const batch = byStream.get(stream);
-    if (!batch?.length) return;
-    await runs.submitTransaction(batch);
-    purged += batch.length;
-    byStream.set(stream, []);
-  };
-  try {
-    const old = runs.listEntities({
-      queryOptions: { filter: odata`RowKey gt ${cutoff}`, select: ['PartitionKey', 'RowKey'] },
-    });
-    for await (const row of old) {
-      const stream = String(row.partitionKey);
-      const batch = byStream.get(stream) ?? [];
-      batch.push(['delete', { partitionKey: stream, rowKey: String(row.rowKey) }]);
-      byStream.set(stream, batch);
-      if (batch.length === 100) await flush(stream);
-    }
-    for (const stream of byStream.keys()) await flush(stream);
-  } catch (error) {
-    if (!isNotFound(error)) throw error;
-  }
-  return purged;
+  return deleteEntities(runs, odata`RowKey gt ${cutoff}`);
 }
 
 function stripRunMeta(
