@@ -95,7 +95,7 @@ export async function getDelivery(deliveryId: string, options: SendOptions = {})
   return answerOf(await fetch(url, { headers }));
 }
 
-async function answerOf(response: Response): Promise<Answer> {
+export async function answerOf(response: Response): Promise<Answer> {
   const text = await response.text();
   let body: unknown = text;
   try {
@@ -132,6 +132,11 @@ async function main(argv: string[]): Promise<number> {
     what === 'delivery'
       ? await getDelivery(target, options)
       : await sendWebhook(what, readFileSync(target, 'utf8'), options);
+  return printAnswer(answer);
+}
+
+/** Prints an answer as the dev commands do (status, a replay marked, the body) and gives the exit code. */
+export function printAnswer(answer: Answer): number {
   const replayed = answer.headers['idempotent-replayed'] ? ' (Idempotent-Replayed)' : '';
   console.log(`HTTP ${answer.status}${replayed}`);
   console.log(typeof answer.body === 'string' ? answer.body : JSON.stringify(answer.body, null, 2));

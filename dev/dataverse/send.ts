@@ -17,7 +17,7 @@ import { parseArgs } from 'node:util';
 import { PROJECT_ROOT } from '../host/app-loader';
 import { currentSettings } from '../host/settings';
 import { runningStart } from '../local-settings';
-import { localHostUrl } from '../webhook';
+import { answerOf, localHostUrl, printAnswer } from '../webhook';
 import { dataverseHeaders, remoteExecutionContext, trimmed } from './context';
 
 const USAGE =
@@ -102,15 +102,7 @@ async function main(argv: string[]): Promise<number> {
     headers: dataverseHeaders(context, { key, oversized: values.oversized }),
     body,
   });
-  const text = await response.text();
-  const replayed = response.headers.get('idempotent-replayed') ? ' (Idempotent-Replayed)' : '';
-  console.log(`HTTP ${response.status}${replayed}`);
-  try {
-    console.log(JSON.stringify(JSON.parse(text), null, 2));
-  } catch {
-    console.log(text);
-  }
-  return response.status < 400 ? 0 : 1;
+  return printAnswer(await answerOf(response));
 }
 
 function localKey(file: string | undefined): string | undefined {

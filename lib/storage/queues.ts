@@ -60,5 +60,7 @@ export function sendJsonMessage(
 
 /** The JSON value a message (base64 of JSON) holds; throws when it holds none. */
 export function parseJsonMessage(message: string): unknown {
-  return JSON.parse(Buffer.from(message, 'base64').toString('utf8'));
+  const text = decodeMessageText(message);
+  if (text === undefined) throw new Error('The message is not base64');
+  return JSON.parse(text);
 }
